@@ -1,1 +1,26 @@
-"""fairleak.train."""
+"""Training: the vectorised ensemble trainer, fairness penalties, DP-SGD and DP-SGD-S, estimators."""
+
+from fairleak.train.config import (
+    ACTIVATIONS,
+    FAIRNESS_PENALTIES,
+    DPConfig,
+    FairnessConfig,
+    TrainConfig,
+)
+from fairleak.train.dp import compute_epsilon, noise_multiplier_for
+from fairleak.train.ensemble import Ensemble, TrainShard, model_seeds, train_ensemble, train_shard
+
+__all__ = [
+    "ACTIVATIONS",
+    "FAIRNESS_PENALTIES",
+    "DPConfig",
+    "Ensemble",
+    "FairnessConfig",
+    "TrainConfig",
+    "TrainShard",
+    "compute_epsilon",
+    "model_seeds",
+    "noise_multiplier_for",
+    "train_ensemble",
+    "train_shard",
+]

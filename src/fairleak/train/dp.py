@@ -1,0 +1,110 @@
+"""Differential privacy pieces: Opacus accounting and ghost-norm per-sample clipping.
+
+Accounting is never written here: epsilon comes from Opacus's accountants
+(``opacus.accountants.RDPAccountant`` / ``PRVAccountant``) and noise calibration from
+``opacus.accountants.utils.get_noise_multiplier``.
+
+Per-sample clipping is written by hand because it must run on K stacked models at once and
+without materialising per-sample gradients (Opacus's GradSampleModule stores a [B, *param]
+tensor per parameter per model): for a linear layer with input a_i and output gradient g_i,
+||grad_W,i||^2 = ||a_i||^2 ||g_i||^2 and ||grad_b,i||^2 = ||g_i||^2 (Goodfellow 2015, "ghost
+norm"), exact for stacks of linear layers on vector inputs. The clipped sum is A^T (c * G).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+
+__all__ = [
+    "clip_factors",
+    "compute_epsilon",
+    "ghost_sq_norms",
+    "noise_multiplier_for",
+]
+
+
+def _accountant(name: str):
+    return RDPAccountant() if name == "rdp" else PRVAccountant()
+
+
+def compute_epsilon(
+    mechanisms: Sequence[tuple[float, float, int]], delta: float, accountant: str = "rdp"
+) -> float:
+    """Epsilon of a composition of subsampled Gaussian mechanisms, from Opacus.
+
+    ``mechanisms``: ``(noise_multiplier, sample_rate, steps)`` triples (Opacus's accountant
+    history format); DP-SGD is one triple, DP-SGD-S two (gradient and norm release).
+    """
+    acc = _accountant(accountant)
+    acc.history = [(float(s), float(q), int(n)) for s, q, n in mechanisms]
+    if any(s == 0 for s, _, _ in acc.history):
+        return float("inf")
+    return float(acc.get_epsilon(delta=delta))
+
+
+def noise_multiplier_for(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str = "rdp",
+    extra_mechanisms: Sequence[tuple[float, float, int]] = (),
+) -> float:
+    """Noise multiplier reaching ``target_epsilon`` after ``steps`` steps at ``sample_rate``.
+
+    Without ``extra_mechanisms`` this is Opacus's ``get_noise_multiplier``. With them (DP-SGD-S's
+    norm release) the gradient's multiplier is found by bisection on :func:`compute_epsilon` of
+    the whole composition, so the reported total epsilon meets the target.
+    """
+    if not extra_mechanisms:
+        return float(
+            get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=accountant,
+            )
+        )
+    extra = list(extra_mechanisms)
+    if compute_epsilon([(1e6, sample_rate, steps), *extra], delta, accountant) >= target_epsilon:
+        raise ValueError(
+            f"target_epsilon={target_epsilon} cannot be reached: the norm release alone costs "
+            "that much; raise norm_noise_multiplier or target_epsilon."
+        )
+    lo, hi = 0.0, 1.0
+    while compute_epsilon([(hi, sample_rate, steps), *extra], delta, accountant) > target_epsilon:
+        lo, hi = hi, hi * 2
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if compute_epsilon([(mid, sample_rate, steps), *extra], delta, accountant) > target_epsilon:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3 * hi:
+            break
+    return hi
+
+
+def ghost_sq_norms(acts: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-sample squared gradient norm over all layers (weights and biases), [K, B].
+
+    ``acts[l]``: layer inputs [K, B, D_in]; ``grads[l]``: per-sample gradients of the loss with
+    respect to the layer outputs [K, B, D_out].
+    """
+    total = None
+    for a, g in zip(acts, grads, strict=True):
+        g2 = g.square().sum(-1)
+        term = (a.square().sum(-1) + 1.0) * g2
+        total = term if total is None else total + term
+    assert total is not None
+    return total
+
+
+def clip_factors(sq_norms: torch.Tensor, max_norm: torch.Tensor | float) -> torch.Tensor:
+    """Opacus's flat clipping factor ``min(1, C / (||g|| + 1e-6))`` per sample."""
+    return (max_norm / (sq_norms.sqrt() + 1e-6)).clamp(max=1.0)

@@ -1,0 +1,629 @@
+"""The vectorised ensemble trainer: K small tabular models trained at once as batched tensor programs.
+
+Why by hand: an audit trains hundreds of small models (LiRA reference models, shadow models,
+the 400 models of PA-ALOOA, sweeps). Trained one ``nn.Module`` at a time they leave a CPU idle
+between tiny kernels. Here the K models' weights are stacked ([K, D_in, D_out]) and every step is
+a handful of batched matmuls over all K models, each with its own rows, seed, batch order and
+optimiser state. Forward and backward are written out for stacks of linear layers, which also
+gives the per-layer inputs and output gradients that ghost-norm DP clipping needs (see dp.py).
+Training K models together equals training each alone with the same seed (tested).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fairleak.errors import DataValidationError, ParameterError
+from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
+from fairleak.train.dp import clip_factors, compute_epsilon, ghost_sq_norms, noise_multiplier_for
+from fairleak.train.penalties import batch_penalty, linearised_weights
+
+__all__ = ["Ensemble", "TrainShard", "model_seeds", "train_ensemble", "train_shard"]
+
+_ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "elu": torch.nn.functional.elu,
+}
+
+
+def _act_grad(name: str, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Derivative of the activation at pre-activation z (h = act(z))."""
+    if name == "relu":
+        return (z > 0).to(z.dtype)
+    if name == "tanh":
+        return 1.0 - h * h
+    if name == "sigmoid":
+        return h * (1.0 - h)
+    return torch.where(z > 0, torch.ones_like(z), h + 1.0)  # elu, alpha = 1
+
+
+def model_seeds(seed: int, n_models: int) -> list[int]:
+    """Independent per-model seeds derived from one seed (model k's seed depends on (seed, k) only)."""
+    return [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(n_models)]
+
+
+class Ensemble:
+    """K trained binary classifiers (2 logits each) with stacked weights.
+
+    ``weights[l]`` is [K, D_in, D_out] and ``biases[l]`` [K, D_out]. Predictions for all K models
+    on any rows come from one call.
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[torch.Tensor],
+        biases: Sequence[torch.Tensor],
+        config: TrainConfig,
+        *,
+        epsilon: Sequence[float] | None = None,
+        delta: float | None = None,
+        noise_multiplier: Sequence[float] | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> None:
+        self.weights = [w.detach().contiguous() for w in weights]
+        self.biases = [b.detach().contiguous() for b in biases]
+        self.config = config
+        self.epsilon = None if epsilon is None else [float(e) for e in epsilon]
+        self.delta = delta
+        self.noise_multiplier = (
+            None if noise_multiplier is None else [float(s) for s in noise_multiplier]
+        )
+        self.seeds = None if seeds is None else [int(s) for s in seeds]
+
+    @property
+    def n_models(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights[0].shape[1])
+
+    def __len__(self) -> int:
+        return self.n_models
+
+    def __getitem__(self, k: int | slice | Sequence[int]) -> Ensemble:
+        idx = (
+            [k]
+            if isinstance(k, int)
+            else (list(range(self.n_models))[k] if isinstance(k, slice) else list(k))
+        )
+
+        def pick(v: list[Any] | None) -> list[Any] | None:
+            return None if v is None else [v[i] for i in idx]
+
+        return Ensemble(
+            [w[idx] for w in self.weights],
+            [b[idx] for b in self.biases],
+            self.config,
+            epsilon=pick(self.epsilon),
+            delta=self.delta,
+            noise_multiplier=pick(self.noise_multiplier),
+            seeds=pick(self.seeds),
+        )
+
+    @torch.no_grad()
+    def predict_logits(
+        self, X: np.ndarray | torch.Tensor, *, chunk_bytes: int = 1 << 28
+    ) -> np.ndarray:
+        """Logits of every model on every row: float32 [K, N, 2]."""
+        Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        if Xt.ndim != 2 or Xt.shape[1] != self.n_features:
+            raise DataValidationError(
+                f"X must have shape [n_rows, {self.n_features}]; got {tuple(Xt.shape)}."
+            )
+        K, N = self.n_models, Xt.shape[0]
+        width = max([self.n_features, *self.config.hidden, 2])
+        chunk = max(1, int(chunk_bytes // (4 * K * width)))
+        out = torch.empty((K, N, 2), dtype=torch.float32)
+        act = _ACT[self.config.activation]
+        L = len(self.weights)
+        for s in range(0, N, chunk):
+            h = Xt[s : s + chunk].unsqueeze(0).expand(K, -1, -1)
+            for l_, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+                h = torch.baddbmm(b.unsqueeze(1), h, w)
+                if l_ < L - 1:
+                    h = act(h)
+            out[:, s : s + chunk] = h
+        return out.numpy()
+
+    def predict_proba(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Class probabilities of every model on every row: float32 [K, N, 2]."""
+        z = torch.from_numpy(self.predict_logits(X))
+        return torch.softmax(z, dim=-1).numpy()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Named tensors (for safetensors): ``weight_0, bias_0, ...``."""
+        out: dict[str, torch.Tensor] = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            out[f"weight_{i}"] = w
+            out[f"bias_{i}"] = b
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able description (config and privacy figures) to store beside the tensors."""
+        return {
+            "config": self.config.to_dict(),
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "seeds": self.seeds,
+        }
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Ensemble:
+        cfg = dict(metadata["config"])
+        cfg["hidden"] = tuple(cfg["hidden"])
+        config = TrainConfig(**cfg)
+        n_layers = len(config.hidden) + 1
+        try:
+            weights = [tensors[f"weight_{i}"].float() for i in range(n_layers)]
+            biases = [tensors[f"bias_{i}"].float() for i in range(n_layers)]
+        except KeyError as exc:
+            raise DataValidationError(
+                f"Model file lacks tensor {exc}; it is not a fairleak model."
+            ) from exc
+        dims = [weights[0].shape[1], *config.hidden, 2]
+        for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+            if (
+                w.ndim != 3
+                or tuple(w.shape[1:]) != (dims[i], dims[i + 1])
+                or tuple(b.shape[1:]) != (dims[i + 1],)
+            ):
+                raise DataValidationError(
+                    f"Tensor shapes of layer {i} do not match the stored config."
+                )
+        return cls(
+            weights,
+            biases,
+            config,
+            epsilon=metadata.get("epsilon"),
+            delta=metadata.get("delta"),
+            noise_multiplier=metadata.get("noise_multiplier"),
+            seeds=metadata.get("seeds"),
+        )
+
+
+@dataclass
+class TrainShard:
+    """A serialisable unit of work: which models to train, on which rows, with which seeds.
+
+    Holds only arrays and plain configs, so a distributed backend can ship shards to workers
+    and call :func:`train_shard` there.
+    """
+
+    masks: np.ndarray
+    seeds: list[int]
+    config: TrainConfig
+    fairness: FairnessConfig | None = None
+    fairness_weights: np.ndarray | None = None
+    dp: DPConfig | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def train_shard(
+    X: np.ndarray, y: np.ndarray, shard: TrainShard, groups: np.ndarray | None = None
+) -> Ensemble:
+    """Train one :class:`TrainShard` (what a worker of a distributed backend runs)."""
+    return train_ensemble(
+        X,
+        y,
+        shard.masks,
+        config=shard.config,
+        seeds=shard.seeds,
+        groups=groups,
+        fairness=shard.fairness,
+        fairness_weights=shard.fairness_weights,
+        dp=shard.dp,
+    )
+
+
+def _validate(X: np.ndarray, y: np.ndarray, masks: np.ndarray, groups: np.ndarray | None):
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise DataValidationError(f"X must be 2-D [n_rows, n_features]; got shape {X.shape}.")
+    if y.shape != (X.shape[0],):
+        raise DataValidationError(
+            f"y must have one label per row of X ({X.shape[0]}); got shape {y.shape}."
+        )
+    if not np.isin(y, (0, 1)).all():
+        raise DataValidationError("y must contain only 0 and 1.")
+    if not np.isfinite(X).all():
+        raise DataValidationError("X contains NaN or infinite values; impute or drop them first.")
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim == 1:
+        masks = masks[None]
+    if masks.ndim != 2 or masks.shape[1] != X.shape[0]:
+        raise DataValidationError(
+            f"masks must be a boolean [n_models, n_rows={X.shape[0]}] array; got shape {masks.shape}."
+        )
+    if (masks.sum(1) == 0).any():
+        raise DataValidationError("Every model needs at least one training row; a mask is empty.")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.ndim == 1:
+            groups = groups[:, None]
+        if groups.shape[0] != X.shape[0]:
+            raise ParameterError(
+                f"The 'groups' parameter must have one row per row of X ({X.shape[0]}); got {groups.shape[0]}."
+            )
+        groups = groups.astype(np.int64)
+    return X, y.astype(np.int64), masks, groups
+
+
+def train_ensemble(
+    X: np.ndarray,
+    y: np.ndarray,
+    masks: np.ndarray,
+    *,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    seeds: Sequence[int] | None = None,
+    groups: np.ndarray | None = None,
+    fairness: FairnessConfig | None = None,
+    fairness_weights: Sequence[float] | np.ndarray | None = None,
+    dp: DPConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Ensemble:
+    """Train K models at once; model k trains on the rows where ``masks[k]`` is true.
+
+    Args:
+        X: float features [N, D]; y: 0/1 labels [N]; masks: bool [K, N].
+        config: architecture and optimiser (:class:`TrainConfig`).
+        seed / seeds: per-model seeds (``model_seeds(seed, K)`` unless given) for
+            initialisation and batch order (or Poisson sampling under DP).
+        groups: int codes [N] or [N, A] of protected attributes (needed by fairness penalties
+            and DP-SGD-S).
+        fairness: penalty (:class:`FairnessConfig`); ``fairness_weights`` [K] overrides its
+            weight per model (e.g. a sweep of lambdas in one call).
+        dp: DP-SGD / DP-SGD-S settings (:class:`DPConfig`); epsilon per model is reported on
+            the returned :class:`Ensemble`.
+        progress: called as ``progress(done_steps, total_steps)``.
+    """
+    config = config or TrainConfig()
+    X, y, masks, groups = _validate(X, y, masks, groups)
+    K, N = masks.shape
+    seeds = list(seeds) if seeds is not None else model_seeds(seed, K)
+    if len(seeds) != K:
+        raise ParameterError(
+            f"The 'seeds' parameter must have one seed per model ({K}); got {len(seeds)}."
+        )
+    if (fairness is not None or (dp is not None and dp.group_clipping)) and groups is None:
+        raise ParameterError(
+            "A fairness penalty or DP-SGD-S group clipping needs the 'groups' parameter "
+            "(protected-attribute codes, one row per row of X)."
+        )
+    lam = np.zeros(K, dtype=np.float32)
+    if fairness is not None:
+        lam[:] = fairness.weight
+        if fairness_weights is not None:
+            fw = np.asarray(fairness_weights, dtype=np.float32).reshape(-1)
+            if fw.shape != (K,) or (fw < 0).any() or not np.isfinite(fw).all():
+                raise ParameterError(
+                    f"The 'fairness_weights' parameter must be {K} non-negative floats; got {fairness_weights!r}."
+                )
+            lam[:] = fw
+    trainer = _Trainer(X, y, masks, seeds, config, groups, fairness, lam, dp)
+    return trainer.run(progress)
+
+
+class _Trainer:
+    def __init__(self, X, y, masks, seeds, config, groups, fairness, lam, dp):
+        self.X = torch.from_numpy(X)
+        self.y_np = y
+        self.y = torch.from_numpy(y)
+        self.rows = [np.flatnonzero(m) for m in masks]
+        self.n_rows = np.array([len(r) for r in self.rows])
+        self.seeds = seeds
+        self.cfg = config
+        self.K = len(seeds)
+        self.groups_np = groups
+        self.groups = None if groups is None else torch.from_numpy(groups)
+        self.n_groups = (
+            None
+            if groups is None
+            else [int(groups[:, a].max()) + 1 for a in range(groups.shape[1])]
+        )
+        self.fairness = fairness
+        self.lam = torch.from_numpy(lam)
+        self.dp = dp
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self._init_params()
+
+    # ------------------------------------------------------------------ parameters
+    def _init_params(self) -> None:
+        dims = [self.X.shape[1], *self.cfg.hidden, 2]
+        self.W, self.b = [], []
+        for i in range(len(dims) - 1):
+            self.W.append(torch.empty(self.K, dims[i], dims[i + 1]))
+            self.b.append(torch.empty(self.K, dims[i + 1]))
+        for k, s in enumerate(self.seeds):
+            gen = torch.Generator().manual_seed(s)
+            for i in range(len(dims) - 1):
+                bound = 1.0 / math.sqrt(dims[i])  # the distribution of nn.Linear's default init
+                self.W[i][k].uniform_(-bound, bound, generator=gen)
+                self.b[i][k].uniform_(-bound, bound, generator=gen)
+        self.params = [*self.W, *self.b]
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.t = torch.zeros(self.K)
+
+    def _step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
+        """Optimiser update of every active model (torch.optim.Adam / SGD semantics)."""
+        cfg = self.cfg
+        self.t += active
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            shape = (self.K,) + (1,) * (p.ndim - 1)
+            a = active.view(shape)
+            if cfg.weight_decay:
+                g = g + cfg.weight_decay * p
+            if cfg.optimizer == "adam":
+                b1, b2 = 0.9, 0.999
+                m.mul_(1 - a * (1 - b1)).add_(a * (1 - b1) * g)
+                v.mul_(1 - a * (1 - b2)).add_(a * (1 - b2) * g * g)
+                t = self.t.clamp(min=1).view(shape)
+                bc1 = 1 - b1**t
+                bc2 = 1 - b2**t
+                denom = (v.sqrt() / bc2.sqrt()).add_(1e-8)
+                p.sub_(a * (cfg.lr / bc1) * m / denom)
+            else:
+                if cfg.momentum:
+                    first = (self.t == 1).view(shape).to(p.dtype)
+                    new = first * g + (1 - first) * (cfg.momentum * m + g)
+                    m.copy_(a * new + (1 - a) * m)
+                    g = m
+                p.sub_(a * cfg.lr * g)
+
+    # ------------------------------------------------------------------ schedules
+    def _epoch_batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Shuffled batches of every model for one epoch: idx [S, K, B], valid [S, K, B]."""
+        B = self.cfg.batch_size
+        S = int(math.ceil(self.n_rows.max() / B))
+        idx = np.zeros((self.K, S * B), dtype=np.int64)
+        valid = np.zeros((self.K, S * B), dtype=bool)
+        for k, rng in enumerate(self.rngs):
+            perm = self.rows[k][rng.permutation(self.n_rows[k])]
+            idx[k, : len(perm)] = perm
+            valid[k, : len(perm)] = True
+        idx = idx.reshape(self.K, S, B).transpose(1, 0, 2)
+        valid = valid.reshape(self.K, S, B).transpose(1, 0, 2)
+        return idx, valid
+
+    def _poisson_batch(self, q: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One Poisson-sampled batch per model: every row of model k joins with probability q_k.
+
+        Drawn as a Binomial(n_k, q_k) size and a uniform subset of that size, which has
+        exactly the distribution of independent Bernoulli(q_k) inclusions.
+        """
+        picks = []
+        for k, rng in enumerate(self.rngs):
+            if not active[k]:
+                picks.append(np.empty(0, dtype=np.int64))
+                continue
+            m = rng.binomial(self.n_rows[k], q[k])
+            picks.append(self.rows[k][np.sort(rng.choice(self.n_rows[k], m, replace=False))])
+        M = max(1, max(len(p) for p in picks))
+        idx = np.zeros((self.K, M), dtype=np.int64)
+        valid = np.zeros((self.K, M), dtype=bool)
+        for k, p in enumerate(picks):
+            idx[k, : len(p)] = p
+            valid[k, : len(p)] = True
+        return idx, valid
+
+    # ------------------------------------------------------------------ forward / backward
+    def _forward(self, xb: torch.Tensor):
+        act = _ACT[self.cfg.activation]
+        acts, pre, post = [], [], []
+        h = xb
+        L = len(self.W)
+        for i in range(L):
+            acts.append(h)
+            z = torch.baddbmm(self.b[i].unsqueeze(1), h, self.W[i])
+            if i < L - 1:
+                pre.append(z)
+                h = act(z)
+                post.append(h)
+            else:
+                h = z
+        return h, acts, pre, post
+
+    def _backward_dz(self, dz_out: torch.Tensor, pre, post) -> list[torch.Tensor]:
+        """Gradients w.r.t. every layer's output, from the logits' gradient (per sample)."""
+        dzs = [dz_out]
+        for i in range(len(self.W) - 1, 0, -1):
+            dh = torch.bmm(dzs[0], self.W[i].transpose(1, 2))
+            dzs.insert(0, dh * _act_grad(self.cfg.activation, pre[i - 1], post[i - 1]))
+        return dzs
+
+    def _param_grads(self, acts, dzs) -> list[torch.Tensor]:
+        gW = [torch.bmm(a.transpose(1, 2), dz) for a, dz in zip(acts, dzs, strict=True)]
+        gb = [dz.sum(1) for dz in dzs]
+        return [*gW, *gb]
+
+    def _logit_grad(self, logits, yb, validf, gb) -> torch.Tensor:
+        """Per-sample gradient of the cross-entropy w.r.t. the logits (softmax - onehot)."""
+        p = torch.softmax(logits, -1)
+        onehot = torch.nn.functional.one_hot(yb, 2).to(p.dtype)
+        return (p - onehot) * validf.unsqueeze(-1)
+
+    # ------------------------------------------------------------------ training loops
+    def run(self, progress) -> Ensemble:
+        if self.dp is None:
+            self._run_plain(progress)
+            return Ensemble(self.W, self.b, self.cfg, seeds=self.seeds)
+        eps, sigmas = self._run_dp(progress)
+        return Ensemble(
+            self.W,
+            self.b,
+            self.cfg,
+            epsilon=eps,
+            delta=self.dp.delta,
+            noise_multiplier=sigmas,
+            seeds=self.seeds,
+        )
+
+    def _run_plain(self, progress) -> None:
+        S = int(math.ceil(self.n_rows.max() / self.cfg.batch_size))
+        total = S * self.cfg.epochs
+        done = 0
+        use_pen = self.fairness is not None and bool((self.lam > 0).any())
+        for _ in range(self.cfg.epochs):
+            idx_all, valid_all = self._epoch_batches()
+            for s in range(S):
+                idx = torch.from_numpy(idx_all[s])
+                validf = torch.from_numpy(valid_all[s]).float()
+                counts = validf.sum(1)
+                active = (counts > 0).float()
+                xb = self.X[idx]
+                yb = self.y[idx]
+                logits, acts, pre, post = self._forward(xb)
+                g = self._logit_grad(logits, yb, validf, None) / counts.clamp(min=1).view(-1, 1, 1)
+                if use_pen:
+                    g = g + self._penalty_grad(logits, yb, validf, idx)
+                dzs = self._backward_dz(g, pre, post)
+                self._step(self._param_grads(acts, dzs), active)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+    def _penalty_grad(self, logits, yb, validf, idx) -> torch.Tensor:
+        assert self.fairness is not None and self.groups is not None and self.n_groups is not None
+        z = logits.detach().requires_grad_(True)
+        with torch.enable_grad():
+            p1 = torch.softmax(z, -1)[..., 1]
+            pen = batch_penalty(
+                p1,
+                yb,
+                validf,
+                self.groups[idx],
+                self.n_groups,
+                self.fairness.penalty,
+                self.fairness.reduce,
+            )
+            (grad,) = torch.autograd.grad((self.lam * pen).sum(), z)
+        return grad
+
+    def _run_dp(self, progress) -> tuple[list[float], list[float]]:
+        dp = self.dp
+        assert dp is not None
+        B = self.cfg.batch_size
+        q = np.minimum(1.0, B / self.n_rows)
+        steps = self.cfg.epochs * np.ceil(self.n_rows / B).astype(int)
+        group_clip = dp.group_clipping
+        sigma = np.zeros(self.K)
+        cache: dict[tuple[float, int], float] = {}
+        for k in range(self.K):
+            key = (float(q[k]), int(steps[k]))
+            extra = [(dp.norm_noise_multiplier, q[k], steps[k])] if group_clip else []
+            if dp.noise_multiplier is not None:
+                sigma[k] = dp.noise_multiplier
+            elif key in cache:
+                sigma[k] = cache[key]
+            else:
+                try:
+                    sigma[k] = noise_multiplier_for(
+                        dp.target_epsilon, dp.delta, q[k], steps[k], dp.accountant, extra
+                    )
+                except ValueError as exc:
+                    raise ParameterError(
+                        f"The 'target_epsilon' parameter of DPConfig: {exc}"
+                    ) from exc
+                cache[key] = sigma[k]
+        eps = []
+        for k in range(self.K):
+            mech = [(sigma[k], q[k], steps[k])]
+            if group_clip:
+                mech.append((dp.norm_noise_multiplier, q[k], steps[k]))
+            eps.append(compute_epsilon(mech, dp.delta, dp.accountant))
+
+        lin_w = None
+        if self.fairness is not None and bool((self.lam > 0).any()):
+            assert self.groups_np is not None and self.n_groups is not None
+            lin_w = torch.from_numpy(
+                np.stack(
+                    [
+                        linearised_weights(
+                            self.y_np, self.groups_np, self.n_groups, self.fairness.penalty, r
+                        )
+                        for r in self.rows
+                    ]
+                )
+            )
+        if group_clip:
+            assert self.groups_np is not None
+            # DP-SGD-S clips by the groups of the first protected attribute (or its intersection
+            # codes, if the caller passed those as the first column).
+            gcodes = self.groups[:, 0]
+            G = int(self.n_groups[0])
+            exp_group = np.stack(
+                [
+                    np.bincount(self.groups_np[r, 0], minlength=G) * q[k]
+                    for k, r in enumerate(self.rows)
+                ]
+            )
+            exp_group_t = torch.from_numpy(exp_group).float()
+        C0 = dp.max_grad_norm
+        total = int(steps.max())
+        expected_batch = torch.from_numpy(q * self.n_rows).float()
+        sigma_t = torch.from_numpy(sigma).float()
+        noise_gens = [torch.Generator().manual_seed(int(s) ^ 0x5EED) for s in self.seeds]
+        for step in range(total):
+            active_np = step < steps
+            idx_np, valid_np = self._poisson_batch(q, active_np)
+            idx = torch.from_numpy(idx_np)
+            validf = torch.from_numpy(valid_np).float()
+            active = torch.from_numpy(active_np).float()
+            xb, yb = self.X[idx], self.y[idx]
+            logits, acts, pre, post = self._forward(xb)
+            g = self._logit_grad(logits, yb, validf, None)
+            if lin_w is not None:
+                p = torch.softmax(logits, -1)
+                dp1 = p[..., 1] * p[..., 0]  # d p1 / d z1 = -d p1 / d z0
+                coef = (
+                    self.lam.view(-1, 1) * torch.gather(lin_w, 1, idx) * dp1 * validf
+                ).unsqueeze(-1)
+                g = g + coef * torch.tensor([-1.0, 1.0])
+            dzs = self._backward_dz(g, pre, post)
+            sq = ghost_sq_norms(acts, dzs)
+            if group_clip:
+                gb = gcodes[idx]  # [K, M]
+                oh = torch.nn.functional.one_hot(gb, G).float() * validf.unsqueeze(-1)
+                # Release per-group clipped norm sums: one Gaussian mechanism with sensitivity
+                # C0 (groups are disjoint) and multiplier norm_noise_multiplier.
+                clipped_norm = torch.minimum(sq.sqrt(), torch.tensor(C0))
+                sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
+                noise = torch.stack([torch.randn(G, generator=gen) for gen in noise_gens]) * (
+                    dp.norm_noise_multiplier * C0
+                )
+                noisy = (sums + noise).clamp(min=0.0)
+                r_k = noisy / exp_group_t.clamp(min=1e-12)
+                r = noisy.sum(1, keepdim=True) / expected_batch.view(-1, 1)
+                ratio = torch.where(r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, dp.tau))
+                C_k = C0 * torch.clamp(ratio, max=dp.tau)  # [K, G]
+                C_i = torch.gather(C_k, 1, gb)  # [K, M]
+                C_max = C_k.max(1).values
+                c = clip_factors(sq, C_i) * validf
+            else:
+                C_max = torch.full((self.K,), C0)
+                c = clip_factors(sq, C0) * validf
+            grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs])
+            scale = (sigma_t * C_max).view(-1)
+            noisy_grads = []
+            for gr in grads:
+                noise = torch.stack(
+                    [torch.randn(gr.shape[1:], generator=gen) for gen in noise_gens]
+                )
+                shape = (self.K,) + (1,) * (gr.ndim - 1)
+                noisy_grads.append((gr + noise * scale.view(shape)) / expected_batch.view(shape))
+            self._step(noisy_grads, active)
+            if progress is not None:
+                progress(step + 1, total)
+        return eps, [float(s) for s in sigma]
