@@ -290,7 +290,7 @@ def train_ensemble(
     """
     config = config or TrainConfig()
     X, y, masks, groups = _validate(X, y, masks, groups)
-    K, N = masks.shape
+    K, _N = masks.shape
     seeds = list(seeds) if seeds is not None else model_seeds(seed, K)
     if len(seeds) != K:
         raise ParameterError(
@@ -386,7 +386,7 @@ class _Trainer:
     def _epoch_batches(self) -> tuple[np.ndarray, np.ndarray]:
         """Shuffled batches of every model for one epoch: idx [S, K, B], valid [S, K, B]."""
         B = self.cfg.batch_size
-        S = int(math.ceil(self.n_rows.max() / B))
+        S = math.ceil(self.n_rows.max() / B)
         idx = np.zeros((self.K, S * B), dtype=np.int64)
         valid = np.zeros((self.K, S * B), dtype=bool)
         for k, rng in enumerate(self.rngs):
@@ -471,7 +471,7 @@ class _Trainer:
         )
 
     def _run_plain(self, progress) -> None:
-        S = int(math.ceil(self.n_rows.max() / self.cfg.batch_size))
+        S = math.ceil(self.n_rows.max() / self.cfg.batch_size)
         total = S * self.cfg.epochs
         done = 0
         use_pen = self.fairness is not None and bool((self.lam > 0).any())
