@@ -8,7 +8,14 @@ from fairleak.train.config import (
     TrainConfig,
 )
 from fairleak.train.dp import compute_epsilon, noise_multiplier_for
-from fairleak.train.ensemble import Ensemble, TrainShard, model_seeds, train_ensemble, train_shard
+from fairleak.train.ensemble import (
+    Ensemble,
+    TrainShard,
+    clipped_gradient_sum,
+    model_seeds,
+    train_ensemble,
+    train_shard,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,6 +25,7 @@ __all__ = [
     "FairnessConfig",
     "TrainConfig",
     "TrainShard",
+    "clipped_gradient_sum",
     "compute_epsilon",
     "model_seeds",
     "noise_multiplier_for",

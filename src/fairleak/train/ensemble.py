@@ -24,7 +24,14 @@ from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
 from fairleak.train.dp import clip_factors, compute_epsilon, ghost_sq_norms, noise_multiplier_for
 from fairleak.train.penalties import batch_penalty, linearised_weights
 
-__all__ = ["Ensemble", "TrainShard", "model_seeds", "train_ensemble", "train_shard"]
+__all__ = [
+    "Ensemble",
+    "TrainShard",
+    "clipped_gradient_sum",
+    "model_seeds",
+    "train_ensemble",
+    "train_shard",
+]
 
 _ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -114,7 +121,7 @@ class Ensemble:
         self, X: np.ndarray | torch.Tensor, *, chunk_bytes: int = 1 << 28
     ) -> np.ndarray:
         """Logits of every model on every row: float32 [K, N, 2]."""
-        Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        Xt = torch.as_tensor(np.require(X, dtype=np.float32, requirements=["C", "W"]))
         if Xt.ndim != 2 or Xt.shape[1] != self.n_features:
             raise DataValidationError(
                 f"X must have shape [n_rows, {self.n_features}]; got {tuple(Xt.shape)}."
@@ -226,7 +233,9 @@ def train_shard(
 
 
 def _validate(X: np.ndarray, y: np.ndarray, masks: np.ndarray, groups: np.ndarray | None):
-    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    X = np.require(
+        X, dtype=np.float32, requirements=["C", "W"]
+    )  # pandas 3 hands out read-only arrays
     y = np.asarray(y)
     if X.ndim != 2:
         raise DataValidationError(f"X must be 2-D [n_rows, n_features]; got shape {X.shape}.")
@@ -575,6 +584,9 @@ class _Trainer:
         expected_batch = torch.from_numpy(q * self.n_rows).float()
         sigma_t = torch.from_numpy(sigma).float()
         noise_gens = [torch.Generator().manual_seed(int(s) ^ 0x5EED) for s in self.seeds]
+        # A separate stream for DP-SGD-S's norm release, so that with one group (where every
+        # C_k = C0) DP-SGD-S draws exactly DP-SGD's batches and gradient noise.
+        norm_gens = [torch.Generator().manual_seed(int(s) ^ 0xC11F) for s in self.seeds]
         for step in range(total):
             active_np = step < steps
             idx_np, valid_np = self._poisson_batch(q, active_np)
@@ -600,7 +612,7 @@ class _Trainer:
                 # C0 (groups are disjoint) and multiplier norm_noise_multiplier.
                 clipped_norm = torch.minimum(sq.sqrt(), torch.tensor(C0))
                 sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
-                noise = torch.stack([torch.randn(G, generator=gen) for gen in noise_gens]) * (
+                noise = torch.stack([torch.randn(G, generator=gen) for gen in norm_gens]) * (
                     dp.norm_noise_multiplier * C0
                 )
                 noisy = (sums + noise).clamp(min=0.0)
@@ -627,3 +639,32 @@ class _Trainer:
             if progress is not None:
                 progress(step + 1, total)
         return eps, [float(s) for s in sigma]
+
+
+def clipped_gradient_sum(
+    ens: Ensemble, X: np.ndarray, y: np.ndarray, max_grad_norm: float
+) -> list[dict[str, torch.Tensor]]:
+    """Sum over the rows of the flat-clipped per-sample gradients of each model (no noise).
+
+    The quantity DP-SGD adds noise to, computed with ghost norms exactly as training does; for
+    checking against Opacus. Returns, per model, ``{"weight_i": [D_in, D_out], "bias_i": ...}``.
+    """
+    Xv, yv, _, _ = _validate(X, y, np.ones((1, len(y)), dtype=bool), None)
+    tr = _Trainer.__new__(_Trainer)
+    tr.cfg, tr.K = ens.config, ens.n_models
+    tr.W, tr.b = [w.clone() for w in ens.weights], [b.clone() for b in ens.biases]
+    xb = torch.from_numpy(Xv).unsqueeze(0).expand(tr.K, -1, -1)
+    yb = torch.from_numpy(yv).unsqueeze(0).expand(tr.K, -1)
+    validf = torch.ones(tr.K, len(yv))
+    logits, acts, pre, post = tr._forward(xb)
+    dzs = tr._backward_dz(tr._logit_grad(logits, yb, validf, None), pre, post)
+    c = clip_factors(ghost_sq_norms(acts, dzs), max_grad_norm)
+    grads = tr._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs])
+    L = len(tr.W)
+    return [
+        {
+            **{f"weight_{i}": grads[i][k] for i in range(L)},
+            **{f"bias_{i}": grads[L + i][k] for i in range(L)},
+        }
+        for k in range(tr.K)
+    ]

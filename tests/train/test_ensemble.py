@@ -1,0 +1,267 @@
+"""The ensemble trainer: K at once equals one by one, determinism, DP checked against Opacus."""
+
+import numpy as np
+import pytest
+import torch
+from opacus import GradSampleModule
+from opacus.accountants import PRVAccountant, RDPAccountant
+
+from fairleak.data import load_dataset, make_synthetic
+from fairleak.errors import ParameterError
+from fairleak.train import (
+    DPConfig,
+    Ensemble,
+    FairnessConfig,
+    TrainConfig,
+    clipped_gradient_sum,
+    model_seeds,
+    train_ensemble,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = make_synthetic(1200, n_features=6, seed=0)
+    X = ds.features.to_numpy(np.float32).copy()
+    groups = (ds.sensitive["group"] == "minority").to_numpy().astype(np.int64)
+    return X, ds.y, groups
+
+
+def _masks(n, K, seed=0, frac=0.5):
+    return np.random.default_rng(seed).random((K, n)) < frac
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TrainConfig(hidden=(16,), epochs=3, batch_size=64),
+        TrainConfig(
+            hidden=(), optimizer="sgd", lr=0.1, epochs=2, batch_size=100, weight_decay=1e-3
+        ),
+        TrainConfig(
+            hidden=(8, 8), activation="tanh", optimizer="sgd", momentum=0.9, lr=0.05, epochs=2
+        ),
+    ],
+)
+def test_k_at_once_equals_one_by_one(data, cfg):
+    X, y, _ = data
+    masks = _masks(len(y), 5)  # unequal row counts per model: padding must not leak across
+    ens = train_ensemble(X, y, masks, config=cfg, seed=7)
+    for k in range(5):
+        one = train_ensemble(X, y, masks[k : k + 1], config=cfg, seeds=[ens.seeds[k]])
+        for w_all, w_one in zip(ens.weights, one.weights, strict=True):
+            torch.testing.assert_close(w_all[k], w_one[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ens.predict_logits(X)[3],
+        one.predict_logits(X)[0] if k == 3 else ens[3].predict_logits(X)[0],
+    )
+
+
+def test_same_seed_same_weights_and_different_seed_differs(data):
+    X, y, _ = data
+    masks = _masks(len(y), 3)
+    cfg = TrainConfig(hidden=(16,), epochs=2)
+    a = train_ensemble(X, y, masks, config=cfg, seed=1)
+    b = train_ensemble(X, y, masks, config=cfg, seed=1)
+    c = train_ensemble(X, y, masks, config=cfg, seed=2)
+    for wa, wb, wc in zip(a.weights, b.weights, c.weights, strict=True):
+        assert torch.equal(wa, wb)
+        assert not torch.equal(wa, wc)
+    assert model_seeds(1, 3) == a.seeds
+
+
+def test_models_learn_and_predict_shapes(data):
+    X, y, _ = data
+    masks = _masks(len(y), 4)
+    ens = train_ensemble(X, y, masks, config=TrainConfig(hidden=(16,), epochs=30, lr=1e-2))
+    proba = ens.predict_proba(X)
+    assert proba.shape == (4, len(y), 2)
+    np.testing.assert_allclose(proba.sum(-1), 1.0, atol=1e-5)
+    from sklearn.linear_model import LogisticRegression
+
+    acc = ((proba[..., 1] > 0.5) == y).mean(1)
+    ref = LogisticRegression().fit(X[masks[0]], y[masks[0]]).score(X, y)  # the rule is logistic
+    assert (acc > ref - 0.03).all(), (acc, ref)
+
+
+def _opacus_model(ens: Ensemble) -> torch.nn.Sequential:
+    layers = []
+    for i, (w, b) in enumerate(zip(ens.weights, ens.biases, strict=True)):
+        lin = torch.nn.Linear(w.shape[1], w.shape[2])
+        with torch.no_grad():
+            lin.weight.copy_(w[0].T)
+            lin.bias.copy_(b[0])
+        layers.append(lin)
+        if i < len(ens.weights) - 1:
+            layers.append(torch.nn.Tanh() if ens.config.activation == "tanh" else torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("hidden,activation", [((), "relu"), ((16,), "relu"), ((12, 8), "tanh")])
+def test_clipped_gradient_sum_equals_opacus(data, hidden, activation):
+    X, y, _ = data
+    cfg = TrainConfig(hidden=hidden, activation=activation, epochs=1)
+    ens = train_ensemble(X, y, _masks(len(y), 1), config=cfg, seed=3)
+    Xb, yb = X[:64], y[:64]
+    C = 0.5
+    ours = clipped_gradient_sum(ens, Xb, yb, C)[0]
+
+    model = GradSampleModule(_opacus_model(ens))
+    loss = torch.nn.functional.cross_entropy(
+        model(torch.from_numpy(Xb)), torch.from_numpy(yb), reduction="sum"
+    )
+    loss.backward()
+    params = [p for p in model.parameters()]
+    per_sample = torch.cat([p.grad_sample.reshape(len(yb), -1) for p in params], 1)
+    norms = per_sample.norm(dim=1)
+    factor = (C / (norms + 1e-6)).clamp(max=1.0)  # Opacus's flat clipping
+    assert (norms > C).any()  # clipping is exercised
+    linears = [m for m in model._module if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        ref_w = torch.einsum("b,boi->io", factor, lin.weight.grad_sample)
+        ref_b = torch.einsum("b,bo->o", factor, lin.bias.grad_sample)
+        torch.testing.assert_close(ours[f"weight_{i}"], ref_w, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours[f"bias_{i}"], ref_b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_reported_epsilon_is_opacus_accountant(data, accountant):
+    X, y, _ = data
+    masks = _masks(len(y), 2)
+    cfg = TrainConfig(hidden=(8,), epochs=2, batch_size=60)
+    ens = train_ensemble(
+        X,
+        y,
+        masks,
+        config=cfg,
+        dp=DPConfig(noise_multiplier=1.1, delta=1e-5, accountant=accountant),
+    )
+    for k in range(2):
+        n = masks[k].sum()
+        q = 60 / n
+        steps = 2 * int(np.ceil(n / 60))
+        acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+        acc.history = [(1.1, q, steps)]
+        assert ens.epsilon[k] == pytest.approx(acc.get_epsilon(delta=1e-5), rel=1e-9)
+    assert ens.delta == 1e-5
+
+
+def test_target_epsilon_is_met(data):
+    X, y, _ = data
+    ens = train_ensemble(
+        X,
+        y,
+        _masks(len(y), 1),
+        config=TrainConfig(hidden=(8,), epochs=3),
+        dp=DPConfig(target_epsilon=3.0),
+    )
+    assert 2.9 <= ens.epsilon[0] <= 3.0 + 1e-6
+    assert ens.noise_multiplier[0] > 0
+
+
+def test_dp_sgd_s_with_one_group_is_dp_sgd(data):
+    X, y, _ = data
+    masks = _masks(len(y), 2)
+    cfg = TrainConfig(hidden=(8,), epochs=2)
+    one_group = np.zeros(len(y), dtype=np.int64)
+    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0))
+    s = train_ensemble(
+        X, y, masks, config=cfg, seed=5, groups=one_group,
+        dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=1.0),
+    )  # fmt: skip
+    for a, b in zip(plain.weights, s.weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # The norm release is a second mechanism: DP-SGD-S reports a larger, honest epsilon.
+    assert s.epsilon[0] > plain.epsilon[0]
+
+
+def test_dp_sgd_s_target_epsilon_counts_both_mechanisms(data):
+    X, y, groups = data
+    ens = train_ensemble(
+        X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups,
+        dp=DPConfig(target_epsilon=4.0, group_clipping=True, norm_noise_multiplier=5.0),
+    )  # fmt: skip
+    assert 3.8 <= ens.epsilon[0] <= 4.0 + 1e-6
+
+
+def _dp_gap(p1, groups):
+    return abs(p1[groups == 1].mean() - p1[groups == 0].mean())
+
+
+def test_fairness_penalty_lowers_its_gap_on_adult():
+    ds = load_dataset("adult")
+    from fairleak.data import TabularPreprocessor
+
+    rows = np.random.default_rng(0).choice(len(ds), 6000, replace=False)
+    X = TabularPreprocessor().fit_transform(ds.features.iloc[rows])
+    y = ds.y[rows]
+    sex = (ds.sensitive["sex"].to_numpy()[rows] == "Male").astype(np.int64)
+    masks = np.ones((2, len(y)), dtype=bool)
+    ens = train_ensemble(
+        X, y, masks, config=TrainConfig(hidden=(32,), epochs=8), seed=0, groups=sex,
+        fairness=FairnessConfig("demographic_parity", weight=0.0), fairness_weights=[0.0, 2.0],
+    )  # fmt: skip
+    p1 = ens.predict_proba(X)[..., 1]
+    gap0, gap1 = _dp_gap(p1[0], sex), _dp_gap(p1[1], sex)
+    assert gap1 < 0.6 * gap0, (gap0, gap1)
+
+
+@pytest.mark.parametrize("penalty", ["l2_softmax", "equalized_odds"])
+def test_other_penalties_lower_their_gap(data, penalty):
+    X, y, groups = data
+    masks = np.ones((2, len(y)), dtype=bool)
+    ens = train_ensemble(
+        X, y, masks, config=TrainConfig(hidden=(16,), epochs=15), groups=groups,
+        fairness=FairnessConfig(penalty), fairness_weights=[0.0, 3.0],
+    )  # fmt: skip
+    p1 = ens.predict_proba(X)[..., 1]
+    if penalty == "l2_softmax":
+        gaps = [_dp_gap(p, groups) for p in p1]
+    else:
+        gaps = [max(_dp_gap(p[y == c], groups[y == c]) for c in (0, 1)) for p in p1]
+    assert gaps[1] < gaps[0]
+
+
+def test_linearised_penalty_under_dp_lowers_gap(data):
+    X, y, groups = data
+    masks = np.ones((2, len(y)), dtype=bool)
+    ens = train_ensemble(
+        X, y, masks, config=TrainConfig(hidden=(16,), epochs=10, lr=5e-3), groups=groups,
+        fairness=FairnessConfig("demographic_parity"), fairness_weights=[0.0, 1.0],
+        dp=DPConfig(noise_multiplier=0.3, max_grad_norm=5.0),
+    )  # fmt: skip
+    p1 = ens.predict_proba(X)[..., 1]
+    assert _dp_gap(p1[1], groups) < _dp_gap(p1[0], groups)
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda: DPConfig(target_epsilon=-1.0), r"'target_epsilon' parameter of DPConfig must be a float in the range \(0, inf\). Got -1.0"),
+        (lambda: DPConfig(target_epsilon=1.0, delta=1.0), r"'delta' parameter of DPConfig must be a float in the range \(0, 1\). Got 1.0"),
+        (lambda: DPConfig(), r"needs either 'target_epsilon'"),
+        (lambda: FairnessConfig("parity"), r"'penalty' parameter of FairnessConfig must be one of .*'demographic_parity'.* Got 'parity'"),
+        (lambda: TrainConfig(lr=0), r"'lr' parameter of TrainConfig"),
+        (lambda: TrainConfig(activation="gelu"), r"'activation' parameter of TrainConfig must be one of"),
+    ],
+)  # fmt: skip
+def test_bad_hyperparameters_name_parameter_value_and_range(make, pattern):
+    with pytest.raises(ParameterError, match=pattern):
+        make()
+
+
+def test_groups_of_wrong_length(data):
+    X, y, groups = data
+    with pytest.raises(
+        ParameterError, match=r"'groups' parameter must have one row per row of X \(1200\); got 10"
+    ):
+        train_ensemble(X, y, _masks(len(y), 1), groups=groups[:10], fairness=FairnessConfig())
+    with pytest.raises(ParameterError, match="needs the 'groups' parameter"):
+        train_ensemble(X, y, _masks(len(y), 1), fairness=FairnessConfig())
+
+
+def test_shard_round_trip_through_state(data):
+    X, y, _ = data
+    ens = train_ensemble(X, y, _masks(len(y), 2), config=TrainConfig(hidden=(4,), epochs=1))
+    again = Ensemble.from_state(ens.state_dict(), ens.metadata())
+    np.testing.assert_array_equal(again.predict_logits(X), ens.predict_logits(X))
