@@ -52,6 +52,24 @@ def _act_grad(name: str, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return torch.where(z > 0, torch.ones_like(z), h + 1.0)  # elu, alpha = 1
 
 
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched affine map h @ w + b for K models.
+
+    Batched GEMMs with a tiny output width (the 2 logits) are several times slower in the
+    [B, D] x [D, 2] orientation than as [2, D] x [D, B]; pick the fast one.
+    """
+    if w.shape[2] < 16:
+        return torch.bmm(w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2) + b.unsqueeze(1)
+    return torch.baddbmm(b.unsqueeze(1), h, w)
+
+
+def _weight_grad(a: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+    """Sum over the batch of a_i^T dz_i for K models, [K, D_in, D_out] (fast orientation)."""
+    if dz.shape[2] < 16:
+        return torch.bmm(dz.transpose(1, 2), a).transpose(1, 2)
+    return torch.bmm(a.transpose(1, 2), dz)
+
+
 def model_seeds(seed: int, n_models: int) -> list[int]:
     """Independent per-model seeds derived from one seed (model k's seed depends on (seed, k) only)."""
     return [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(n_models)]
@@ -135,7 +153,7 @@ class Ensemble:
         for s in range(0, N, chunk):
             h = Xt[s : s + chunk].unsqueeze(0).expand(K, -1, -1)
             for l_, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-                h = torch.baddbmm(b.unsqueeze(1), h, w)
+                h = _linear(h, w, b)
                 if l_ < L - 1:
                     h = act(h)
             out[:, s : s + chunk] = h
@@ -364,9 +382,33 @@ class _Trainer:
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros(self.K)
+        # When every model takes a step at every step (equal row counts, so equal batch
+        # schedules), torch's own multi-tensor optimiser on the stacked tensors is exactly K
+        # independent optimisers (its maths is elementwise) and avoids per-model masking.
+        self.torch_opt: torch.optim.Optimizer | None = None
+        steps_per_epoch = np.ceil(self.n_rows / self.cfg.batch_size)
+        if self.dp is None and (steps_per_epoch == steps_per_epoch[0]).all():
+            cfg = self.cfg
+            if cfg.optimizer == "adam":
+                self.torch_opt = torch.optim.Adam(
+                    self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+                )
+            else:
+                self.torch_opt = torch.optim.SGD(
+                    self.params,
+                    lr=cfg.lr,
+                    momentum=cfg.momentum,
+                    weight_decay=cfg.weight_decay,
+                    foreach=True,
+                )
 
     def _step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
         """Optimiser update of every active model (torch.optim.Adam / SGD semantics)."""
+        if self.torch_opt is not None:
+            for p, g in zip(self.params, grads, strict=True):
+                p.grad = g
+            self.torch_opt.step()
+            return
         cfg = self.cfg
         self.t += active
         for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
@@ -404,7 +446,12 @@ class _Trainer:
             valid[k, : len(perm)] = True
         idx = idx.reshape(self.K, S, B).transpose(1, 0, 2)
         valid = valid.reshape(self.K, S, B).transpose(1, 0, 2)
-        return idx, valid
+        # Within a batch only the set of rows matters (gradients are sums); sorted row ids
+        # make the gather walk memory in order. Padding (row 0, invalid) sorts first.
+        order = np.argsort(np.where(valid, idx, -1), axis=2, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=2)
+        valid = np.take_along_axis(valid, order, axis=2)
+        return np.ascontiguousarray(idx), np.ascontiguousarray(valid)
 
     def _poisson_batch(self, q: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One Poisson-sampled batch per model: every row of model k joins with probability q_k.
@@ -428,6 +475,10 @@ class _Trainer:
         return idx, valid
 
     # ------------------------------------------------------------------ forward / backward
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows of every model's batch, [K, M, D] (an embedding lookup is the fastest gather)."""
+        return torch.nn.functional.embedding(idx, self.X)
+
     def _forward(self, xb: torch.Tensor):
         act = _ACT[self.cfg.activation]
         acts, pre, post = [], [], []
@@ -435,10 +486,14 @@ class _Trainer:
         L = len(self.W)
         for i in range(L):
             acts.append(h)
-            z = torch.baddbmm(self.b[i].unsqueeze(1), h, self.W[i])
+            z = _linear(h, self.W[i], self.b[i])
             if i < L - 1:
-                pre.append(z)
-                h = act(z)
+                if self.cfg.activation == "relu":
+                    h = torch.relu_(z)  # threshold_backward only needs the output
+                    pre.append(h)
+                else:
+                    pre.append(z)
+                    h = act(z)
                 post.append(h)
             else:
                 h = z
@@ -449,19 +504,25 @@ class _Trainer:
         dzs = [dz_out]
         for i in range(len(self.W) - 1, 0, -1):
             dh = torch.bmm(dzs[0], self.W[i].transpose(1, 2))
-            dzs.insert(0, dh * _act_grad(self.cfg.activation, pre[i - 1], post[i - 1]))
+            if self.cfg.activation == "relu":
+                dzs.insert(0, torch.ops.aten.threshold_backward(dh, post[i - 1], 0.0))
+            else:
+                dzs.insert(0, dh * _act_grad(self.cfg.activation, pre[i - 1], post[i - 1]))
         return dzs
 
     def _param_grads(self, acts, dzs) -> list[torch.Tensor]:
-        gW = [torch.bmm(a.transpose(1, 2), dz) for a, dz in zip(acts, dzs, strict=True)]
+        gW = [_weight_grad(a, dz) for a, dz in zip(acts, dzs, strict=True)]
         gb = [dz.sum(1) for dz in dzs]
         return [*gW, *gb]
 
     def _logit_grad(self, logits, yb, validf, gb) -> torch.Tensor:
-        """Per-sample gradient of the cross-entropy w.r.t. the logits (softmax - onehot)."""
-        p = torch.softmax(logits, -1)
-        onehot = torch.nn.functional.one_hot(yb, 2).to(p.dtype)
-        return (p - onehot) * validf.unsqueeze(-1)
+        """Per-sample gradient of the cross-entropy w.r.t. the logits (softmax - onehot).
+
+        With two classes softmax is sigmoid(z1 - z0), cheaper than a softmax over a last
+        dimension of size 2.
+        """
+        d = (torch.sigmoid(logits[..., 1] - logits[..., 0]) - yb.to(logits.dtype)) * validf
+        return torch.stack((-d, d), -1)
 
     # ------------------------------------------------------------------ training loops
     def run(self, progress) -> Ensemble:
@@ -491,7 +552,7 @@ class _Trainer:
                 validf = torch.from_numpy(valid_all[s]).float()
                 counts = validf.sum(1)
                 active = (counts > 0).float()
-                xb = self.X[idx]
+                xb = self._gather(idx)
                 yb = self.y[idx]
                 logits, acts, pre, post = self._forward(xb)
                 g = self._logit_grad(logits, yb, validf, None) / counts.clamp(min=1).view(-1, 1, 1)
@@ -593,7 +654,7 @@ class _Trainer:
             idx = torch.from_numpy(idx_np)
             validf = torch.from_numpy(valid_np).float()
             active = torch.from_numpy(active_np).float()
-            xb, yb = self.X[idx], self.y[idx]
+            xb, yb = self._gather(idx), self.y[idx]
             logits, acts, pre, post = self._forward(xb)
             g = self._logit_grad(logits, yb, validf, None)
             if lin_w is not None:
