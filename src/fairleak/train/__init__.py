@@ -16,19 +16,24 @@ from fairleak.train.ensemble import (
     train_ensemble,
     train_shard,
 )
+from fairleak.train.estimator import FairleakClassifier
+from fairleak.train.io import load_model, save_model
 
 __all__ = [
     "ACTIVATIONS",
     "FAIRNESS_PENALTIES",
     "DPConfig",
     "Ensemble",
+    "FairleakClassifier",
     "FairnessConfig",
     "TrainConfig",
     "TrainShard",
     "clipped_gradient_sum",
     "compute_epsilon",
+    "load_model",
     "model_seeds",
     "noise_multiplier_for",
+    "save_model",
     "train_ensemble",
     "train_shard",
 ]

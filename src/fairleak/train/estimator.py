@@ -1,0 +1,202 @@
+"""`FairleakClassifier`: a scikit-learn classifier that can be fair, private, or both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from fairleak.data.groups import group_codes, normalize_sensitive
+from fairleak.errors import ParameterError
+from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
+from fairleak.train.ensemble import Ensemble, train_ensemble
+
+__all__ = ["FairleakClassifier"]
+
+
+class FairleakClassifier(ClassifierMixin, BaseEstimator):
+    """MLP or logistic-regression classifier with optional fairness penalty and DP-SGD.
+
+    Trained by fairleak's vectorised trainer (one model). Hyperparameters are stored unchanged
+    and validated in :meth:`fit`.
+
+    Args:
+        hidden_layer_sizes: hidden widths; ``()`` gives logistic regression.
+        activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"elu"``.
+        fairness: ``None``, ``"l2_softmax"``, ``"demographic_parity"`` or ``"equalized_odds"``.
+        fairness_weight: lambda of the penalty; ``fairness_reduce``: ``"sum"`` / ``"max"`` over
+            protected attributes.
+        target_epsilon / noise_multiplier: train with DP-SGD (give one); ``delta``,
+            ``max_grad_norm`` (clipping bound C), ``accountant`` (``"rdp"`` / ``"prv"``).
+        group_clipping: DP-SGD-S group-adaptive clipping with bound ``tau``.
+        optimizer, epochs, batch_size, lr, weight_decay, random_state: training.
+
+    Attributes:
+        classes_, n_features_in_, epsilon_ (None when not private), delta_, ensemble_.
+
+    Example:
+        >>> clf = FairleakClassifier(fairness="demographic_parity", fairness_weight=1.0)
+        >>> clf.fit(X, y, sensitive_features=df["sex"])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        activation: str = "relu",
+        fairness: str | None = None,
+        fairness_weight: float = 1.0,
+        fairness_reduce: str = "sum",
+        target_epsilon: float | None = None,
+        noise_multiplier: float | None = None,
+        delta: float = 1e-5,
+        max_grad_norm: float = 1.0,
+        accountant: str = "rdp",
+        group_clipping: bool = False,
+        tau: float = 2.0,
+        optimizer: str = "adam",
+        epochs: int = 10,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        random_state: int | None = None,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.fairness = fairness
+        self.fairness_weight = fairness_weight
+        self.fairness_reduce = fairness_reduce
+        self.target_epsilon = target_epsilon
+        self.noise_multiplier = noise_multiplier
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.accountant = accountant
+        self.group_clipping = group_clipping
+        self.tau = tau
+        self.optimizer = optimizer
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+
+    def _configs(self) -> tuple[TrainConfig, FairnessConfig | None, DPConfig | None]:
+        def reword(exc: ParameterError) -> ParameterError:
+            return ParameterError(
+                str(exc).replace("of TrainConfig", "of FairleakClassifier")
+                .replace("of DPConfig", "of FairleakClassifier")
+                .replace("'penalty' parameter of FairnessConfig", "'fairness' parameter of FairleakClassifier")
+                .replace("'weight' parameter of FairnessConfig", "'fairness_weight' parameter of FairleakClassifier")
+                .replace("'reduce' parameter of FairnessConfig", "'fairness_reduce' parameter of FairleakClassifier")
+                .replace("'hidden' parameter", "'hidden_layer_sizes' parameter")
+            )  # fmt: skip
+
+        try:
+            hidden = tuple(self.hidden_layer_sizes)
+        except TypeError as exc:
+            raise ParameterError(
+                "The 'hidden_layer_sizes' parameter of FairleakClassifier must be a tuple of "
+                f"positive ints. Got {self.hidden_layer_sizes!r} instead."
+            ) from exc
+        try:
+            train = TrainConfig(
+                hidden=hidden, activation=self.activation, optimizer=self.optimizer, lr=self.lr,
+                epochs=self.epochs, batch_size=self.batch_size, weight_decay=self.weight_decay,
+            )  # fmt: skip
+            fair = (
+                None
+                if self.fairness is None
+                else FairnessConfig(self.fairness, self.fairness_weight, self.fairness_reduce)
+            )
+            private = self.target_epsilon is not None or self.noise_multiplier is not None
+            dp = (
+                DPConfig(
+                    target_epsilon=self.target_epsilon,
+                    noise_multiplier=self.noise_multiplier,
+                    delta=self.delta,
+                    max_grad_norm=self.max_grad_norm,
+                    accountant=self.accountant,
+                    group_clipping=bool(self.group_clipping),
+                    tau=self.tau,
+                )
+                if private
+                else None
+            )
+        except ParameterError as exc:
+            raise reword(exc) from None
+        if self.group_clipping and dp is None:
+            raise ParameterError(
+                "The 'group_clipping' parameter of FairleakClassifier needs DP-SGD: set "
+                "'target_epsilon' or 'noise_multiplier' too."
+            )
+        return train, fair, dp
+
+    def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> FairleakClassifier:
+        """Fit on ``X``, ``y``; ``sensitive_features`` (one or more columns) for fairness / DP-SGD-S."""
+        train, fair, dp = self._configs()
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        self.classes_ = np.unique(y)
+        if y_type != "binary" or len(self.classes_) != 2:
+            raise ValueError(
+                "Only binary classification is supported. FairleakClassifier got y of type "
+                f"'{y_type}' with {len(self.classes_)} class(es): {self.classes_.tolist()[:10]}."
+            )
+        y01 = (y == self.classes_[1]).astype(np.int64)
+        groups = None
+        if sensitive_features is not None:
+            sf = normalize_sensitive(sensitive_features, n_rows=X.shape[0])
+            groups = np.stack([group_codes(sf[c].to_numpy())[0] for c in sf.columns], 1)
+        elif fair is not None or (dp is not None and dp.group_clipping):
+            what = "A fairness penalty" if fair is not None else "DP-SGD-S group clipping"
+            raise ParameterError(
+                f"{what} needs the protected attributes: call fit(X, y, sensitive_features=...)."
+            )
+        seed = 0 if self.random_state is None else int(self.random_state)
+        self.ensemble_ = train_ensemble(
+            np.asarray(X, dtype=np.float32), y01, np.ones((1, len(y01)), dtype=bool), config=train,
+            seed=seed, groups=groups, fairness=fair, dp=dp,
+        )  # fmt: skip
+        self.epsilon_ = None if self.ensemble_.epsilon is None else self.ensemble_.epsilon[0]
+        self.delta_ = self.ensemble_.delta
+        return self
+
+    def _logits(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return self.ensemble_.predict_logits(np.asarray(X, dtype=np.float32))[0]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logit difference z_1 - z_0 (positive means class ``classes_[1]``)."""
+        z = self._logits(X)
+        return z[:, 1] - z[:, 0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        z = self._logits(X).astype(np.float64)
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary classifiers only (2-logit models)
+        return tags
+
+    @classmethod
+    def _from_ensemble(
+        cls, ens: Ensemble, params: dict[str, Any], classes: np.ndarray
+    ) -> FairleakClassifier:
+        clf = cls(**params)
+        clf.ensemble_ = ens
+        clf.classes_ = classes
+        clf.n_features_in_ = ens.n_features
+        clf.epsilon_ = None if ens.epsilon is None else ens.epsilon[0]
+        clf.delta_ = ens.delta
+        return clf
