@@ -1,0 +1,360 @@
+"""Group fairness metrics for any classifier's predictions: per group, per intersection, with CIs.
+
+Counts-based: every rate is a ratio of confusion-matrix cells per group, so the same code gives
+the point estimate and (with multinomially resampled cell counts) the bootstrap. Resampling n
+rows with replacement gives cell counts ~ Multinomial(n, observed cell shares) exactly, so a
+1,000-sample bootstrap costs O(1000 x cells), not O(1000 x n).
+
+Conventions for undefined rates (documented, tested): a rate whose denominator is zero (TPR of
+a group with no positives, precision of a group with no predicted positives, FN/FP with no false
+positives) is *undefined*: ``NaN`` in the table, ``None`` in ``to_dict()``, and that group is
+left out of that gap, with a note naming it. A gap over fewer than two groups with a defined
+value is itself undefined (``None``) with a note. Groups smaller than ``min_group_size`` are
+marked ``too_small`` and left out of every gap. Metrics fairlearn computes agree with fairlearn
+(checked in the tests); fairlearn returns 0 with a warning for some 0/0 cases, where we say
+"undefined" instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairleak.data.groups import group_codes, group_views, normalize_sensitive
+from fairleak.errors import DataValidationError
+
+__all__ = [
+    "GAP_NAMES",
+    "FairnessReport",
+    "GapResult",
+    "fairness_report",
+    "group_metrics",
+]
+
+GAP_NAMES = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equal_opportunity_difference",
+    "predictive_parity_difference",
+    "accuracy_difference",
+    "treatment_equality_difference",
+    "calibration_difference",
+)
+RATE_COLUMNS = (
+    "selection_rate",
+    "tpr",
+    "fpr",
+    "fnr",
+    "precision",
+    "accuracy",
+    "fn_fp_ratio",
+    "ece",
+)
+
+
+def _binary(name: str, values: Any, n: int | None, pos_label: Any = 1) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise DataValidationError(f"{name} must be 1-D; got shape {arr.shape}.")
+    if n is not None and len(arr) != n:
+        raise DataValidationError(
+            f"{name} has {len(arr)} values but y_true has {n}; pass one per row."
+        )
+    if pd.isna(arr).any():
+        raise DataValidationError(f"{name} has missing values; remove or fill them first.")
+    uniq = np.unique(arr)
+    if len(uniq) > 2:
+        raise DataValidationError(
+            f"{name} must be binary; it has {len(uniq)} distinct values ({uniq[:5].tolist()}...)."
+        )
+    if set(uniq.tolist()) <= {0, 1} or (arr.dtype == bool):
+        return arr.astype(np.int64)
+    if pos_label not in uniq.tolist():
+        raise DataValidationError(
+            f"{name} has values {uniq.tolist()}; pass pos_label= one of them (got {pos_label!r})."
+        )
+    return (arr == pos_label).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """One gap across the groups of one attribute or intersection."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    groups_used: tuple[str, ...] = ()
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "groups_used": list(self.groups_used),
+            "note": self.note,
+        }
+
+
+@dataclass
+class FairnessReport:
+    """Per-group table and named gaps, for each attribute and intersection."""
+
+    table: pd.DataFrame
+    gaps: dict[str, dict[str, GapResult]]
+    too_small: dict[str, list[str]]
+    min_group_size: int
+    confidence: float
+    n_bootstrap: int
+    notes: list[str] = field(default_factory=list)
+
+    def gap(self, attribute: str, name: str) -> float | None:
+        return self.gaps[attribute][name].value
+
+    def to_frame(self) -> pd.DataFrame:
+        """Gaps as a tidy frame: attribute, gap, value, ci_low, ci_high, note."""
+        rows = [
+            {"attribute": a, "gap": g, **r.to_dict()}
+            for a, gs in self.gaps.items()
+            for g, r in gs.items()
+        ]
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: plain floats, ``None`` for undefined (never NaN)."""
+        table = []
+        for rec in self.table.to_dict(orient="records"):
+            table.append(
+                {
+                    k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in rec.items()
+                }
+            )
+        return {
+            "min_group_size": self.min_group_size,
+            "confidence": self.confidence,
+            "n_bootstrap": self.n_bootstrap,
+            "groups": table,
+            "gaps": {a: {g: r.to_dict() for g, r in gs.items()} for a, gs in self.gaps.items()},
+            "too_small": self.too_small,
+            "notes": self.notes,
+        }
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+def _rates(cells: np.ndarray, score_sum: np.ndarray | None, n_bins: int) -> dict[str, np.ndarray]:
+    """Rates from cell counts [..., G, bins, 2 (y), 2 (yhat)] (and score sums per cell)."""
+    c = cells.sum(-3)  # over bins -> [..., G, 2, 2]
+    tn, fp, fn, tp = c[..., 0, 0], c[..., 0, 1], c[..., 1, 0], c[..., 1, 1]
+    n = tn + fp + fn + tp
+    out = {
+        "count": n,
+        "selection_rate": _div(tp + fp, n),
+        "tpr": _div(tp, tp + fn),
+        "fpr": _div(fp, fp + tn),
+        "fnr": _div(fn, tp + fn),
+        "precision": _div(tp, tp + fp),
+        "accuracy": _div(tp + tn, n),
+        "fn_fp_ratio": _div(fn, fp),
+    }
+    if score_sum is not None:
+        nb = cells.sum((-1, -2))  # [..., G, bins]
+        pos = cells[..., 1, :].sum(-1)  # y = 1 per bin
+        conf = score_sum.sum((-1, -2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = np.abs(np.where(nb > 0, (pos - conf) / np.where(nb > 0, nb, 1), 0.0))
+        out["ece"] = _div((nb * gap).sum(-1), nb.sum(-1))
+    else:
+        out["ece"] = np.full(n.shape, np.nan)
+    return out
+
+
+_GAP_SOURCE = {
+    "demographic_parity_difference": ("selection_rate",),
+    "demographic_parity_ratio": ("selection_rate",),
+    "equalized_odds_difference": ("tpr", "fpr"),
+    "equal_opportunity_difference": ("tpr",),
+    "predictive_parity_difference": ("precision",),
+    "accuracy_difference": ("accuracy",),
+    "treatment_equality_difference": ("fn_fp_ratio",),
+    "calibration_difference": ("ece",),
+}
+
+
+def _gap(name: str, rates: dict[str, np.ndarray], use: np.ndarray) -> np.ndarray:
+    """Gap over the groups in ``use`` (bool [G]) with a defined rate; NaN if < 2 such groups."""
+    vals = []
+    for src in _GAP_SOURCE[name]:
+        r = rates[src]
+        r = np.where(use, r, np.nan)
+        ok = np.isfinite(r).sum(-1) >= 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hi = np.nanmax(np.where(np.isfinite(r), r, -np.inf), -1)
+            lo = np.nanmin(np.where(np.isfinite(r), r, np.inf), -1)
+            if name == "demographic_parity_ratio":
+                v = np.where(hi > 0, lo / np.where(hi > 0, hi, 1), np.nan)
+            else:
+                v = hi - lo
+        vals.append(np.where(ok, v, np.nan))
+    return (
+        vals[0]
+        if len(vals) == 1
+        else np.where(np.isnan(vals[0]) | np.isnan(vals[1]), np.nan, np.maximum(*vals))
+    )
+
+
+def group_metrics(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    y_score: Any = None,
+    intersections: bool | int = True,
+    min_group_size: int = 30,
+    n_bins: int = 10,
+    pos_label: Any = 1,
+) -> pd.DataFrame:
+    """Per-group table: count, selection rate, TPR, FPR, FNR, precision, accuracy, FN/FP, ECE.
+
+    One row per (attribute or intersection, group); ``too_small`` marks groups under
+    ``min_group_size``. ECE (expected calibration error, ``n_bins`` equal-width bins) needs
+    ``y_score`` = predicted P(y = 1).
+    """
+    return fairness_report(
+        y_true, y_pred, sensitive_features=sensitive_features, y_score=y_score,
+        intersections=intersections, min_group_size=min_group_size, n_bins=n_bins,
+        n_bootstrap=0, pos_label=pos_label,
+    ).table  # fmt: skip
+
+
+def fairness_report(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    y_score: Any = None,
+    intersections: bool | int = True,
+    min_group_size: int = 30,
+    n_bins: int = 10,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+    pos_label: Any = 1,
+) -> FairnessReport:
+    """Per-group metrics and every named gap (see :data:`GAP_NAMES`) with bootstrap CIs.
+
+    Works on any model's predictions: ``y_true`` and ``y_pred`` binary (0/1, or two labels with
+    ``pos_label``), ``y_score`` optional predicted probabilities of the positive class in [0, 1].
+    Gaps are max - min across groups (``demographic_parity_ratio``: min / max), per protected
+    attribute and per intersection (keys ``"race*sex"``). CIs are percentile intervals of
+    ``n_bootstrap`` row resamples (seeded by ``random_state``).
+    """
+    y = _binary("y_true", y_true, None, pos_label)
+    n = len(y)
+    if n == 0:
+        raise DataValidationError("y_true is empty.")
+    yhat = _binary("y_pred", y_pred, n, pos_label)
+    score = None
+    if y_score is not None:
+        score = np.asarray(y_score, dtype=np.float64)
+        if score.ndim == 2 and score.shape[1] == 2:
+            score = score[:, 1]
+        if score.shape != (n,):
+            raise DataValidationError(
+                f"y_score must have one value per row ({n}); got shape {score.shape}."
+            )
+        if not np.isfinite(score).all() or score.min() < 0 or score.max() > 1:
+            raise DataValidationError(
+                "y_score must be probabilities in [0, 1] (e.g. predict_proba(X)[:, 1]); got values in "
+                f"[{np.nanmin(score):.3g}, {np.nanmax(score):.3g}]. Pass probabilities, not logits."
+            )
+    if not 0 < confidence < 1:
+        raise DataValidationError(f"confidence must be in (0, 1); got {confidence}.")
+    sf = normalize_sensitive(sensitive_features, n_rows=n)
+    views = group_views(sf, intersections=intersections)
+    bins = (
+        np.zeros(n, dtype=np.int64)
+        if score is None
+        else np.minimum((score * n_bins).astype(np.int64), n_bins - 1)
+    )
+    nb = n_bins if score is not None else 1
+    rng = np.random.default_rng(random_state)
+    rows, gaps, too_small, notes = [], {}, {}, []
+    for attr, labels in views.items():
+        codes, names = group_codes(labels)
+        G = len(names)
+        cell = ((codes * nb + bins) * 2 + y) * 2 + yhat
+        size = G * nb * 4
+        counts = np.bincount(cell, minlength=size).astype(np.float64)
+        ssum = None if score is None else np.bincount(cell, weights=score, minlength=size)
+        shape = (G, nb, 2, 2)
+        rates = _rates(counts.reshape(shape), None if ssum is None else ssum.reshape(shape), nb)
+        use = rates["count"] >= min_group_size
+        too_small[attr] = [names[g] for g in range(G) if not use[g]]
+        for g in range(G):
+            rows.append(
+                {"attribute": attr, "group": names[g], "count": int(rates["count"][g]),
+                 **{k: float(rates[k][g]) for k in RATE_COLUMNS}, "too_small": bool(not use[g])}
+            )  # fmt: skip
+        boot = None
+        if n_bootstrap > 0:
+            p = counts / counts.sum()
+            bc = rng.multinomial(n, p, size=n_bootstrap).astype(np.float64)  # [B, cells]
+            bs = None
+            if ssum is not None:
+                mean_score = np.divide(ssum, counts, out=np.zeros_like(ssum), where=counts > 0)
+                bs = (bc * mean_score).reshape((n_bootstrap, *shape))
+            boot = _rates(bc.reshape((n_bootstrap, *shape)), bs, nb)
+        gaps[attr] = {}
+        alpha = (1 - confidence) / 2
+        for name in GAP_NAMES:
+            if name == "calibration_difference" and score is None:
+                gaps[attr][name] = GapResult(None, note="needs y_score (predicted probabilities)")
+                continue
+            value = float(_gap(name, rates, use))
+            defined = [
+                names[g] for g in range(G)
+                if use[g] and all(np.isfinite(rates[s][g]) for s in _GAP_SOURCE[name])
+            ]  # fmt: skip
+            undefined = [names[g] for g in range(G) if use[g] and names[g] not in defined]
+            note_parts = []
+            if undefined:
+                note_parts.append(
+                    f"undefined for {', '.join(undefined)} (zero denominator); left out"
+                )
+            if too_small[attr]:
+                note_parts.append(
+                    f"{len(too_small[attr])} group(s) under {min_group_size} rows left out"
+                )
+            if not math.isfinite(value):
+                note_parts.append("fewer than two groups with a defined value")
+                gaps[attr][name] = GapResult(
+                    None, groups_used=tuple(defined), note="; ".join(note_parts)
+                )
+                continue
+            lo = hi = None
+            if boot is not None:
+                bvals = _gap(name, boot, use)
+                bvals = bvals[np.isfinite(bvals)]
+                if len(bvals):
+                    lo, hi = (float(v) for v in np.quantile(bvals, [alpha, 1 - alpha]))
+            gaps[attr][name] = GapResult(
+                value, lo, hi, tuple(defined), "; ".join(note_parts) or None
+            )
+    if any(too_small.values()):
+        notes.append(
+            f"Groups with fewer than {min_group_size} rows are marked too_small and left out of every gap."
+        )
+    return FairnessReport(
+        table=pd.DataFrame(rows), gaps=gaps, too_small=too_small, min_group_size=min_group_size,
+        confidence=confidence, n_bootstrap=n_bootstrap, notes=notes,
+    )  # fmt: skip
