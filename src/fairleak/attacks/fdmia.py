@@ -1,0 +1,166 @@
+"""FD-MIA: membership from the discrepancy between a biased and a fairness-enhanced model.
+
+Tian et al. 2023 ("When Fairness Meets Privacy", arXiv 2311.03865), in the buildable design of
+ALGORITHMS.md section 3: an attacker who queries both the original (biased) model T_b and the
+fair model T_f, trained on the same members with the same recipe except the fairness penalty,
+scores membership from their predictions' discrepancy. Direction and threshold (threshold
+variant) or an attack classifier (learned variant) come from a *shadow pair* trained with the
+same two recipes on population data. Baselines on the same splits: threshold and shadow attacks
+on each model alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from fairleak.attacks.metrics import attack_metrics
+from fairleak.attacks.scores import confidence_score, loss_score
+from fairleak.attacks.shadow import ShadowAttack
+from fairleak.attacks.suite import AttackResult
+from fairleak.attacks.threshold import best_threshold
+from fairleak.errors import DataValidationError
+from fairleak.train import FairnessConfig, TrainConfig, train_ensemble
+
+__all__ = ["FDMIAResult", "fd_mia", "fd_mia_features", "run_fd_mia"]
+
+
+def fd_mia_features(p_b: np.ndarray, p_f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``[p_b, p_f, p_b - p_f, y]`` with p the probability each model gives the true label."""
+    return np.column_stack([p_b, p_f, p_b - p_f, np.asarray(y, dtype=np.float64)])
+
+
+@dataclass
+class FDMIAResult:
+    """FD-MIA attacks and their single-model baselines on one target pair."""
+
+    attacks: dict[str, AttackResult]
+    discrepancy_members: np.ndarray
+    discrepancy_nonmembers: np.ndarray
+    fairness_weight: float | None = None
+
+    def to_dict(self, *, histogram_bins: int = 30) -> dict[str, Any]:
+        hi = float(
+            max(
+                self.discrepancy_members.max(initial=0),
+                self.discrepancy_nonmembers.max(initial=0),
+                1e-9,
+            )
+        )
+        edges = np.linspace(0, hi, histogram_bins + 1)
+        return {
+            "fairness_weight": self.fairness_weight,
+            "attacks": {k: v.to_dict() for k, v in self.attacks.items()},
+            "discrepancy_histogram": {
+                "edges": edges.tolist(),
+                "members": np.histogram(self.discrepancy_members, edges)[0].tolist(),
+                "nonmembers": np.histogram(self.discrepancy_nonmembers, edges)[0].tolist(),
+            },
+        }
+
+
+def fd_mia(
+    proba_b: np.ndarray,
+    proba_f: np.ndarray,
+    y: np.ndarray,
+    is_member: np.ndarray,
+    shadow_proba_b: np.ndarray,
+    shadow_proba_f: np.ndarray,
+    shadow_y: np.ndarray,
+    shadow_is_member: np.ndarray,
+    *,
+    groups: Any = None,
+    n_bootstrap: int = 200,
+    random_state: int = 0,
+) -> FDMIAResult:
+    """FD-MIA (threshold: absolute and signed discrepancy; learned) and baselines.
+
+    ``proba_*``: [N, C] outputs of the target pair on the audit points (members and
+    non-members); ``shadow_*``: the shadow pair's outputs on points whose membership of the
+    shadow pair is known.
+    """
+    y = np.asarray(y)
+    is_member = np.asarray(is_member, dtype=bool)
+    shadow_is_member = np.asarray(shadow_is_member, dtype=bool)
+    if proba_b.shape != proba_f.shape or len(proba_b) != len(y):
+        raise DataValidationError(
+            "The biased and fair outputs must both be [N, C] for the same N audit points."
+        )
+    pb, pf = confidence_score(proba_b, y), confidence_score(proba_f, y)
+    spb, spf = (
+        confidence_score(shadow_proba_b, shadow_y),
+        confidence_score(shadow_proba_f, shadow_y),
+    )
+    results: dict[str, AttackResult] = {}
+
+    def add(name: str, scores: np.ndarray, decision: dict[str, float] | None = None) -> None:
+        m = attack_metrics(
+            scores, is_member, groups=groups, n_bootstrap=n_bootstrap, random_state=random_state
+        )
+        results[name] = AttackResult(name, scores, m, decision)
+
+    for name, d, sd in (
+        ("fd_mia_abs", np.abs(pb - pf), np.abs(spb - spf)),
+        ("fd_mia_signed", pb - pf, spb - spf),
+    ):
+        rule = best_threshold(sd[shadow_is_member], sd[~shadow_is_member], learn_direction=True)
+        pred = rule.predict(d)
+        add(name, rule.oriented(d), {
+            "threshold": rule.threshold, "direction": float(rule.direction), "chosen_on": "shadow pair",
+            "tpr_on_audit": float(pred[is_member].mean()), "fpr_on_audit": float(pred[~is_member].mean()),
+        })  # fmt: skip
+    clf = HistGradientBoostingClassifier(max_iter=100, random_state=random_state)
+    clf.fit(fd_mia_features(spb, spf, shadow_y), shadow_is_member)
+    add("fd_mia_learned", clf.predict_proba(fd_mia_features(pb, pf, y))[:, 1])
+    for tag, p, sp in (("biased", proba_b, shadow_proba_b), ("fair", proba_f, shadow_proba_f)):
+        add(f"threshold_loss_{tag}", loss_score(p, y))
+        atk = ShadowAttack(random_state=random_state).fit(
+            sp[None], shadow_y, shadow_is_member[None]
+        )
+        add(f"shadow_{tag}", atk.score(p, y))
+    disc = np.abs(pb - pf)
+    return FDMIAResult(results, disc[is_member], disc[~is_member])
+
+
+def run_fd_mia(
+    X: np.ndarray,
+    y: np.ndarray,
+    train_groups: np.ndarray,
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    population: np.ndarray,
+    *,
+    fairness: FairnessConfig,
+    config: TrainConfig | None = None,
+    groups_audit: Any = None,
+    seed: int = 0,
+    n_bootstrap: int = 200,
+) -> FDMIAResult:
+    """Train the target pair (on ``members``) and a shadow pair (on half of ``population``) in one
+    ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``."""
+    rng = np.random.default_rng(seed)
+    pop = rng.permutation(population)
+    shadow_in, shadow_out = pop[: len(pop) // 2], pop[len(pop) // 2 :]
+    masks = np.zeros((4, len(y)), dtype=bool)
+    masks[0, members] = masks[1, members] = True
+    masks[2, shadow_in] = masks[3, shadow_in] = True
+    lam = fairness.weight
+    ens = train_ensemble(
+        X, y, masks, config=config or TrainConfig(), seed=seed, groups=train_groups,
+        fairness=fairness, fairness_weights=[0.0, lam, 0.0, lam],
+    )  # fmt: skip
+    audit = np.concatenate([members, nonmembers])
+    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
+    shadow_pts = np.concatenate([shadow_in, shadow_out])
+    shadow_is_member = np.r_[np.ones(len(shadow_in), bool), np.zeros(len(shadow_out), bool)]
+    pa = ens.predict_proba(X[audit]).astype(np.float64)
+    ps = ens.predict_proba(X[shadow_pts]).astype(np.float64)
+    res = fd_mia(
+        pa[0], pa[1], y[audit], is_member, ps[2], ps[3], y[shadow_pts], shadow_is_member,
+        groups=groups_audit, n_bootstrap=n_bootstrap, random_state=seed,
+    )  # fmt: skip
+    res.fairness_weight = lam
+    return res

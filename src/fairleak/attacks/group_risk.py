@@ -1,0 +1,248 @@
+"""Group privacy risk: IPR per record, GPR per group, GPRP, from the PA-ALOOA game.
+
+Yang, Huang, Tang, Yao 2025 ("On the Fairness of Privacy Protection", arXiv 2510.09114); the
+procedure follows the authors' code as described in ALGORITHMS.md section 4:
+
+- R models in R/2 complementary pairs of random halves, so every audited record is IN for
+  exactly R/2 models and OUT for R/2; all records are audited from the same R models.
+- Score per record and model: ``-loss``.
+- IPR(x) = 2 acc(x) - 1, acc(x) the best fraction of the R models whose membership of x is
+  guessed right by "member iff score >= t" (oracle threshold, optimistic), or with t chosen on
+  half of the pairs and evaluated on the other half (held-out).
+- GPR_k = mean IPR over group k; GPRP = max_k GPR_k - min_k GPR_k.
+- Average-case baselines: PA-GA (one threshold per model) and PA-GBA (one per model and group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairleak.data.groups import group_views, normalize_sensitive
+from fairleak.errors import DataValidationError
+from fairleak.train import DPConfig, FairnessConfig, TrainConfig, train_ensemble
+
+__all__ = [
+    "GroupRiskResult",
+    "best_accuracy_per_model",
+    "gpr_by_group",
+    "ipr_heldout",
+    "ipr_oracle",
+    "ipr_oracle_direct",
+    "pa_alooa_masks",
+    "run_pa_alooa",
+]
+
+
+def pa_alooa_masks(
+    n_rows: int, n_models: int, *, seed: int = 0, audit_subset: np.ndarray | None = None
+) -> np.ndarray:
+    """Membership [R, N] of the game: complementary pairs of random halves of the audited rows.
+
+    With ``audit_subset`` (the m-audited-records variant), rows outside it are IN for every model
+    and only the subset is halved per pair.
+    """
+    if n_models < 2 or n_models % 2:
+        raise DataValidationError(f"n_models must be an even number >= 2; got {n_models}.")
+    rng = np.random.default_rng(seed)
+    audited = np.arange(n_rows) if audit_subset is None else np.asarray(audit_subset)
+    masks = np.ones((n_models, n_rows), dtype=bool)
+    for k in range(0, n_models, 2):
+        perm = rng.permutation(audited)
+        masks[k, perm[len(perm) // 2 :]] = False
+        masks[k + 1, perm[: len(perm) // 2]] = False
+    return masks
+
+
+def _best_correct(
+    scores: np.ndarray, is_in: np.ndarray, axis: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most correct guesses of "member iff score >= t" along ``axis``, and the threshold reaching it.
+
+    Thresholds range over the distinct scores and +inf (nobody is a member); sorting once per
+    line makes it O(R log R) per record instead of O(R^2).
+    """
+    s = np.moveaxis(scores, axis, -1)
+    m = np.moveaxis(is_in, axis, -1)
+    order = np.argsort(s, axis=-1, kind="stable")
+    ss = np.take_along_axis(s, order, -1)
+    mi = np.take_along_axis(m, order, -1).astype(np.int64)
+    R = s.shape[-1]
+    zeros = np.zeros((*s.shape[:-1], 1), dtype=np.int64)
+    in_below = np.concatenate([zeros, np.cumsum(mi, -1)], -1)  # j rows below threshold
+    out_below = np.arange(R + 1) - in_below
+    correct = (in_below[..., -1:] - in_below) + out_below  # IN at/above + OUT below
+    valid = np.ones_like(correct, dtype=bool)
+    valid[..., 1:R] = ss[..., 1:] > ss[..., :-1]  # a threshold sits between distinct values
+    correct = np.where(valid, correct, -1)
+    j = correct.argmax(-1)
+    best = np.take_along_axis(correct, j[..., None], -1)[..., 0]
+    thr = np.where(
+        j < R, np.take_along_axis(ss, np.minimum(j, R - 1)[..., None], -1)[..., 0], np.inf
+    )
+    return best, thr
+
+
+def ipr_oracle(scores: np.ndarray, is_in: np.ndarray) -> np.ndarray:
+    """IPR per record [N] from scores [R, N] and membership [R, N], best threshold per record."""
+    best, _ = _best_correct(np.asarray(scores, float), np.asarray(is_in, bool), axis=0)
+    return 2.0 * best / scores.shape[0] - 1.0
+
+
+def ipr_oracle_direct(scores: np.ndarray, is_in: np.ndarray) -> np.ndarray:
+    """The same as :func:`ipr_oracle` by a plain loop over records and thresholds (for tests)."""
+    R, N = scores.shape
+    out = np.empty(N)
+    for i in range(N):
+        best = 0
+        for t in [*np.unique(scores[:, i]), np.inf]:
+            best = max(best, int(((scores[:, i] >= t) == is_in[:, i]).sum()))
+        out[i] = 2.0 * best / R - 1.0
+    return out
+
+
+def ipr_heldout(scores: np.ndarray, is_in: np.ndarray) -> np.ndarray:
+    """IPR with each record's threshold chosen on the first half of the model pairs and its
+    accuracy measured on the second half (no optimistic bias; zero in expectation for a record
+    whose scores do not depend on membership)."""
+    R = scores.shape[0]
+    half = (R // 4) * 2  # whole pairs
+    if half < 2 or R - half < 2:
+        raise DataValidationError(f"The held-out IPR needs at least 4 models (2 pairs); got {R}.")
+    _, thr = _best_correct(scores[:half], is_in[:half], axis=0)
+    pred = scores[half:] >= thr[None, :]
+    acc = (pred == is_in[half:]).mean(0)
+    return 2.0 * acc - 1.0
+
+
+def best_accuracy_per_model(scores: np.ndarray, is_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per model (row): the threshold with the most correct guesses over its records, and it."""
+    best, thr = _best_correct(scores, is_in, axis=1)
+    return best / scores.shape[1], thr
+
+
+def gpr_by_group(values: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Mean (GPR), std and count of per-record values within each group."""
+    out = {}
+    for g in sorted(set(labels.tolist())):
+        v = values[labels == g]
+        out[str(g)] = {"gpr": float(v.mean()), "std": float(v.std()), "n": len(v)}
+    return out
+
+
+@dataclass
+class GroupRiskResult:
+    """IPR per record, GPR per group and GPRP per attribute, for PA-ALOOA and the baselines."""
+
+    n_models: int
+    ipr: np.ndarray
+    ipr_heldout: np.ndarray
+    audited: np.ndarray
+    gpr: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+    gprp: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_models": self.n_models,
+            "n_audited": len(self.audited),
+            "mean_ipr": {
+                "pa_alooa": float(self.ipr.mean()),
+                "pa_alooa_heldout": float(self.ipr_heldout.mean()),
+            },
+            "gpr": self.gpr,
+            "gprp": self.gprp,
+            "notes": [
+                "pa_alooa uses each record's oracle threshold (optimistic); pa_alooa_heldout chooses it "
+                "on half of the model pairs and measures on the other half.",
+            ],
+        }
+
+    def per_record(self, sensitive: pd.DataFrame | None = None) -> pd.DataFrame:
+        df = pd.DataFrame({"row": self.audited, "ipr": self.ipr, "ipr_heldout": self.ipr_heldout})
+        if sensitive is not None:
+            df = pd.concat([df, sensitive.reset_index(drop=True)], axis=1)
+        return df
+
+
+def group_risk_from_scores(
+    scores: np.ndarray, is_in: np.ndarray, sensitive: Any, *, intersections: bool = True
+) -> GroupRiskResult:
+    """All figures from the game's scores [R, N] (-loss) and membership [R, N] of audited rows."""
+    scores = np.asarray(scores, dtype=np.float64)
+    is_in = np.asarray(is_in, dtype=bool)
+    sf = normalize_sensitive(sensitive, n_rows=scores.shape[1])
+    ipr = ipr_oracle(scores, is_in)
+    ipr_h = ipr_heldout(scores, is_in)
+    res = GroupRiskResult(scores.shape[0], ipr, ipr_h, np.arange(scores.shape[1]))
+    _, thr_global = best_accuracy_per_model(scores, is_in)
+    correct_global = (scores >= thr_global[:, None]) == is_in  # [R, N]
+    for attr, labels in group_views(sf, intersections=intersections).items():
+        names = sorted(set(labels.tolist()))
+        ga, gba = {}, {}
+        for g in names:
+            sel = labels == g
+            acc_ga = correct_global[:, sel].mean(1)  # per model, at its global threshold
+            acc_gba, _ = best_accuracy_per_model(scores[:, sel], is_in[:, sel])
+            ga[str(g)] = {
+                "gpr": float((2 * acc_ga - 1).mean()),
+                "std": float((2 * acc_ga - 1).std()),
+                "n": int(sel.sum()),
+            }
+            gba[str(g)] = {
+                "gpr": float((2 * acc_gba - 1).mean()),
+                "std": float((2 * acc_gba - 1).std()),
+                "n": int(sel.sum()),
+            }
+        res.gpr[attr] = {
+            "pa_alooa": gpr_by_group(ipr, labels),
+            "pa_alooa_heldout": gpr_by_group(ipr_h, labels),
+            "pa_ga": ga,
+            "pa_gba": gba,
+        }
+        res.gprp[attr] = {
+            method: float(max(v["gpr"] for v in d.values()) - min(v["gpr"] for v in d.values()))
+            for method, d in res.gpr[attr].items()
+        }
+    return res
+
+
+def run_pa_alooa(
+    X: np.ndarray,
+    y: np.ndarray,
+    sensitive: Any,
+    *,
+    n_models: int = 400,
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    audit_subset: np.ndarray | None = None,
+    dp: DPConfig | None = None,
+    fairness: FairnessConfig | None = None,
+    train_groups: np.ndarray | None = None,
+    intersections: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> GroupRiskResult:
+    """Play the PA-ALOOA game on (X, y): train R models at once, score, and compute every figure.
+
+    ``sensitive``: protected attributes of the rows (for GPR); ``train_groups``: int codes the
+    trainer needs for a fairness penalty or DP-SGD-S. With ``audit_subset`` only those rows are
+    audited (the others are always IN).
+    """
+    masks = pa_alooa_masks(len(y), n_models, seed=seed, audit_subset=audit_subset)
+    ens = train_ensemble(
+        X, y, masks, config=config or TrainConfig(), seed=seed, groups=train_groups,
+        fairness=fairness, dp=dp, progress=progress,
+    )  # fmt: skip
+    audited = np.arange(len(y)) if audit_subset is None else np.asarray(audit_subset)
+    z = ens.predict_logits(X[audited]).astype(np.float64)  # [R, n, 2]
+    zy = np.take_along_axis(z, np.broadcast_to(y[audited][None, :, None], (*z.shape[:2], 1)), -1)[
+        ..., 0
+    ]
+    scores = zy - np.logaddexp(z[..., 0], z[..., 1])  # -loss, from logits
+    sf = normalize_sensitive(sensitive, n_rows=len(y)).iloc[audited].reset_index(drop=True)
+    res = group_risk_from_scores(scores, masks[:, audited], sf, intersections=intersections)
+    res.audited = audited
+    return res
