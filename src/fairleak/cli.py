@@ -91,7 +91,7 @@ def audit(
     data: Annotated[
         str | None,
         typer.Argument(
-            help="A bundled dataset name (adult, compas, german) or a CSV/Parquet file."
+            help="A bundled dataset (adult, compas, german) or a CSV/Parquet file. Default: adult."
         ),
     ] = None,
     label: Annotated[str | None, typer.Option(help="Label column (your own file).")] = None,
@@ -108,60 +108,93 @@ def audit(
         bool, typer.Option(help="Also use protected attributes as features.")
     ] = False,
     min_group_size: Annotated[
-        int, typer.Option(help="Refuse protected groups with fewer rows than this.")
-    ] = 10,
+        int | None,
+        typer.Option(help="Refuse protected groups with fewer rows than this (default 10)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config (see docs/CONFIG.md).")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("fairleak-out"),
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    fast: Annotated[bool, typer.Option(help="A small, quick audit (for smoke tests).")] = False,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the config).")] = None,
+    fast: Annotated[
+        bool, typer.Option(help="A complete but small audit (under a minute).")
+    ] = False,
+    no_cache: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
 ) -> None:
-    """Audit a classifier's fairness and privacy on a dataset and write the results."""
-    from fairleak.audit.data_source import parse_bins, resolve_dataset
-    from fairleak.audit.pipeline import run_baseline_audit
+    """Audit classifiers for fairness and privacy together; write results.json, Parquet tables
+    and report.html to OUT. With no arguments: Adult, protected sex and race."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fairleak.audit.config import default_config, load_config
+    from fairleak.audit.data_source import parse_bins
+    from fairleak.audit.pipeline import run_audit
+    from fairleak.audit.results import write_outputs
+    from fairleak.report import write_report
 
     try:
-        ds = resolve_dataset(
-            data,
-            label=label,
-            positive=positive,
-            protected=_split_list(protected),
-            bins=parse_bins(bins or []),
-            drop=_split_list(drop),
-            include_protected=include_protected,
-            min_group_size=min_group_size,
-        )
-        for note in ds.notes:
-            console.print(f"note: {note}", highlight=False)
-        with console.status("training baseline models") as status:
-            result = run_baseline_audit(
-                ds, seed=seed, fast=fast, progress=lambda msg: status.update(msg)
-            )
+        cfg = load_config(config) if config is not None else default_config(fast=fast)
+        if config is not None and fast:
+            cfg_fast = default_config(fast=True)
+            cfg.split.max_audit = cfg_fast.split.max_audit
+        if data is not None:
+            cfg.data.dataset = data
+        if label is not None:
+            cfg.data.label = label
+        if positive is not None:
+            cfg.data.positive = positive
+        if protected is not None:
+            cfg.data.protected = _split_list(protected)
+        if bins:
+            cfg.data.bins = parse_bins(bins)
+        if drop is not None:
+            cfg.data.drop = _split_list(drop)
+        if include_protected:
+            cfg.data.include_protected = True
+        if min_group_size is not None:
+            cfg.data.min_group_size = min_group_size
+        if seed is not None:
+            cfg.seed = seed
+        with Progress(
+            TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, transient=False,
+        ) as bar:  # fmt: skip
+            tasks: dict[str, int] = {}
+
+            def progress(task: str, done: int, total: int) -> None:
+                if task not in tasks:
+                    tasks[task] = bar.add_task(task, total=total)
+                bar.update(tasks[task], completed=done, total=total)
+
+            result = run_audit(cfg, out_dir=out, progress=progress, use_cache=not no_cache)
+        paths = write_outputs(result, out)
+        paths["report"] = write_report(result.results, out / "report.html")
     except FairleakError as exc:
         _fail(exc)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    path.write_text(json.dumps(result.to_dict(), indent=2))
-    t = Table(title=f"Accuracy on non-members ({ds.name}, seed {seed})")
-    t.add_column("attribute")
-    t.add_column("group")
-    t.add_column("n", justify="right")
-    for mname in result.models:
-        t.add_column(mname, justify="right")
-    first = next(iter(result.models.values()))
-    t.add_row(
-        "all",
-        "",
-        f"{result.n_nonmembers:,}",
-        *[f"{m['test_accuracy']:.3f}" for m in result.models.values()],
-    )
-    for attr, groups in first["test_accuracy_by_group"].items():
-        for g, v in groups.items():
-            accs = [
-                f"{m['test_accuracy_by_group'][attr][g]['accuracy']:.3f}"
-                for m in result.models.values()
-            ]
-            t.add_row(attr, g, f"{v['n']:,}", *accs)
+    for note in result.results["dataset"]["notes"]:
+        console.print(f"note: {note}", highlight=False)
+    t = Table(title=f"fairleak audit: {result.results['dataset']['name']} (seed {cfg.seed})")
+    cols = [("model", "model"), ("test acc", "test_accuracy"), ("epsilon", "epsilon"),
+            ("DP gap", "demographic_parity_difference"), ("EO gap", "equalized_odds_difference"),
+            ("strongest attack", "strongest_attack"), ("AUC", "strongest_attack_auc"),
+            ("TPR@1%FPR", "strongest_attack_tpr_at_1%_fpr"), ("GPRP", "gprp"), ("FD-MIA AUC", "fd_mia_auc")]  # fmt: skip
+    for head, _ in cols:
+        t.add_column(head, justify="left" if head in ("model", "strongest attack") else "right")
+    for row in result.results["summary"]:
+        vals = []
+        for _, key in cols:
+            v = row[key]
+            vals.append("–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+        t.add_row(*vals)
     console.print(t)
-    console.print(f"results written to {path}")
+    attr = result.results["summary"][0]["attribute"]
+    console.print(
+        f"gaps and GPRP for protected attribute '{attr}'; all attributes and intersections are in the report."
+    )
+    console.print(
+        f"trained {result.trainings} model set(s), reused {result.cache_hits} from the cache ({out / '.cache'})"
+    )
+    for k, pth in paths.items():
+        console.print(f"{k}: {pth}")
 
 
 def main() -> None:

@@ -169,6 +169,7 @@ def run_attacks(
     n_bootstrap: int = 200,
     estimator: Any = None,
     references: ReferenceModels | None = None,
+    shadows: ReferenceModels | None = None,
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, AttackResult]:
@@ -180,6 +181,8 @@ def run_attacks(
     only. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
     ``groups_train_*`` are the int codes the trainer needs when ``fairness`` or DP-SGD-S is used.
     ``output`` restricts what the target releases (``"label_only"``, ``"top1"``).
+    Pre-trained ``references`` (on audit + population, in that order) and ``shadows`` (on the
+    population) can be passed in, e.g. from a cache.
     """
     unknown = set(attacks) - set(ALL_ATTACKS)
     if unknown:
@@ -262,12 +265,14 @@ def run_attacks(
                     lr_x = rmia_likelihood_ratio(conf_t, conf_r, ref_in=ref_in_a, offline_a=a)
                     lr_z = rmia_likelihood_ratio(conf_tz, conf_rz, ref_in=ref_in_z, offline_a=a)
                     finish(name, rmia_scores(lr_x, lr_z, rmia_gamma))
-    if "shadow" in attacks:
+    if "shadow" in attacks and shadows is None:
         shadows = train_reference_models(
             X_population, y_population, n_shadow, config=config, seed=seed + 2,
             groups=groups_train_population, fairness=fairness, dp=dp, estimator=estimator,
             progress=(lambda d, t: progress("shadow models", d, t)) if progress else None,
         )  # fmt: skip
+    if "shadow" in attacks:
+        assert shadows is not None
         sp = shadows.proba if output == "full" else restrict_output(shadows.proba, output)
         atk = ShadowAttack(random_state=seed).fit(sp, y_population, shadows.masks)
         finish("shadow", atk.score(proba_t, y_audit))

@@ -112,9 +112,7 @@ def bin_numeric(values: pd.Series, edges: Sequence[float]) -> pd.Series:
     if not edges:
         raise DataValidationError("Bin edges must contain at least one value.")
     labels = [f"<{_format_edge(edges[0])}"]
-    labels += [
-        f"[{_format_edge(a)}, {_format_edge(b)})" for a, b in itertools.pairwise(edges)
-    ]
+    labels += [f"[{_format_edge(a)}, {_format_edge(b)})" for a, b in itertools.pairwise(edges)]
     labels.append(f">={_format_edge(edges[-1])}")
     idx = np.searchsorted(np.asarray(edges), values.to_numpy(dtype=float), side="right")
     return pd.Series(np.asarray(labels, dtype=object)[idx], index=values.index, dtype=object)
