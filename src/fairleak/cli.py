@@ -178,7 +178,11 @@ def audit(
             ("strongest attack", "strongest_attack"), ("AUC", "strongest_attack_auc"),
             ("TPR@1%FPR", "strongest_attack_tpr_at_1%_fpr"), ("GPRP", "gprp"), ("FD-MIA AUC", "fd_mia_auc")]  # fmt: skip
     for head, _ in cols:
-        t.add_column(head, justify="left" if head in ("model", "strongest attack") else "right")
+        t.add_column(
+            head,
+            justify="left" if head in ("model", "strongest attack") else "right",
+            overflow="fold",
+        )
     for row in result.results["summary"]:
         vals = []
         for _, key in cols:

@@ -1,0 +1,116 @@
+"""The audit end to end: schema, determinism, resuming, configs."""
+
+import json
+
+import jsonschema
+import pytest
+
+from fairleak.audit import pipeline as pipeline_mod
+from fairleak.audit.config import config_from_dict, default_config, load_config
+from fairleak.audit.pipeline import run_audit
+from fairleak.audit.results import results_schema, write_outputs
+from fairleak.errors import ConfigError
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit")
+    res = run_audit(tiny_config(), out_dir=out)
+    return res, out
+
+
+def test_results_validate_against_the_schema(audited):
+    res, out = audited
+    paths = write_outputs(res, out)
+    data = json.loads(paths["results"].read_text())
+    jsonschema.validate(data, results_schema())
+    assert set(data["models"]) == {"baseline", "fair", "dpsgd_s"}
+    base = data["models"]["baseline"]
+    assert base["epsilon"] is None and data["models"]["dpsgd_s"]["epsilon"] <= 8.0 + 1e-6
+    assert {"sex", "race", "sex*race"} <= set(base["fairness"]["gaps"])
+    assert "by_group" in base["attacks"]["lira_online"]
+    assert data["fd_mia"][0]["biased"] == "baseline" and data["fd_mia"][0]["fair"] == "fair"
+    assert data["models"]["dpsgd_s"]["group_risk"]["gprp"]["sex"]["pa_alooa"] >= 0
+    for name in ("per_record", "per_group_fairness", "per_group_attacks"):
+        assert paths[name].stat().st_size > 0
+
+
+def test_schema_rejects_a_broken_result(audited):
+    res, _ = audited
+    broken = json.loads(json.dumps(res.results))
+    del broken["models"]["baseline"]["attacks"]["lira_online"]["auc"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, results_schema())
+
+
+def test_same_seed_same_results_and_cache_reuse(audited, tmp_path):
+    res, out = audited
+    fresh = run_audit(tiny_config(), out_dir=tmp_path, use_cache=False)  # recomputed from scratch
+    assert json.dumps(fresh.results, sort_keys=True) == json.dumps(res.results, sort_keys=True)
+    again = run_audit(tiny_config(), out_dir=out)  # everything from the cache
+    assert again.trainings == 0 and again.cache_hits > 0
+    assert json.dumps(again.results, sort_keys=True) == json.dumps(res.results, sort_keys=True)
+    other = tiny_config()
+    other.seed = 1
+    assert run_audit(other, out_dir=tmp_path / "s1").results != res.results
+
+
+def test_killed_run_resumes_without_retraining(tmp_path, monkeypatch):
+    real = pipeline_mod.train_ensemble
+    calls = {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("killed")  # the run dies after finishing 4 trainings
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline_mod, "train_ensemble", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(tiny_config(), out_dir=tmp_path)
+    monkeypatch.setattr(pipeline_mod, "train_ensemble", real)
+    total = run_audit(tiny_config(), out_dir=tmp_path / "fresh").trainings
+    resumed = run_audit(tiny_config(), out_dir=tmp_path)
+    assert resumed.trainings == total - 4  # the 4 finished stages were reused
+
+
+def test_default_and_fast_configs_and_example_file():
+    assert default_config().fd_mia_pairs() == [("baseline", "fair")]
+    fast = default_config(fast=True)
+    assert fast.split.max_audit == 2000 and len(fast.models) == 4
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "examples" / "audit.yaml"
+    cfg = load_config(example)
+    assert cfg.models[0].name == "baseline"
+
+
+@pytest.mark.parametrize(
+    ("raw", "pattern"),
+    [
+        ({"seeed": 1}, r"unknown key 'seeed'"),
+        ({"train": {"epochs": "ten"}}, r"'train.epochs'.*valid integer.*'ten'"),
+        (
+            {"models": [{"name": "a", "dp": {"target_epsilon": -1}}]},
+            r"'models.0.dp.target_epsilon'.*greater than 0",
+        ),
+        ({"attacks": {"names": ["lira_onlin"]}}, r"unknown attack\(s\) \['lira_onlin'\]"),
+        ({"models": [{"name": "a"}], "fd_mia": {"pairs": [["a", "b"]]}}, r"no model named 'b'"),
+        ({"attacks": {"n_reference": 3}}, r"must be even"),
+        ([1, 2], r"top level must be a mapping"),
+    ],
+)
+def test_bad_configs_name_the_key(raw, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        config_from_dict(raw, source="'x.yaml'")
+
+
+def test_config_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")

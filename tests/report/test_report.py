@@ -1,0 +1,100 @@
+"""The HTML report: self-contained, renders its plots in headless Chromium, escapes user strings."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairleak.audit.pipeline import run_audit
+from fairleak.report import render_report, write_report
+
+from ..audit.conftest import tiny_config
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    """An audit of user data whose protected column and group names are HTML."""
+    out = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(0)
+    n = 1500
+    df = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(4)})
+    df[XSS] = rng.choice(["<b>bold</b>", "plain & simple"], n)
+    df["outcome"] = (df["x0"] + rng.normal(size=n) > 0).map({True: "yes", False: "no"})
+    path = out / "hostile.csv"
+    df.to_csv(path, index=False)
+    cfg = tiny_config(dataset=str(path), label="outcome", positive="yes", protected=[XSS])
+    result = run_audit(cfg, out_dir=out)
+    return write_report(result.results, out / "report.html"), result
+
+
+def test_report_is_self_contained_and_escaped(hostile_report):
+    path, _ = hostile_report
+    page = path.read_text()
+    assert XSS not in page.replace("<\\/script>", "")  # never raw in the page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>bold</b>" not in page
+    assert "http://" not in page.split("<script>", 1)[0]  # nothing fetched before plotly.js
+    assert page.count("Plotly.newPlot") == 1 and "data-fig" in page
+    assert 'src="http' not in page and "src='http" not in page
+
+
+def test_render_escapes_model_and_dataset_names(hostile_report):
+    _, result = hostile_report
+    res = dict(result.results)
+    res["dataset"] = {**res["dataset"], "name": "<img src=x onerror=alert(2)>"}
+    page = render_report(res)
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def _chrome():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian chromium and chromium-driver are not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--no-first-run"):  # fmt: skip
+        opts.add_argument(a)
+    opts.binary_location = shutil.which("chromium")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+@pytest.mark.browser
+def test_report_opens_in_headless_chromium_with_plots_and_no_errors(hostile_report):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    path, _ = hostile_report
+    driver = _chrome()
+    try:
+        driver.get(path.as_uri())
+        driver.implicitly_wait(10)
+        plots = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
+        n_figs = len(driver.find_elements(By.CSS_SELECTOR, "div.fig"))
+        assert (
+            n_figs >= 5
+            and len(
+                {
+                    p.find_element(
+                        By.XPATH, "./ancestor::div[@class='fig' or contains(@class,'fig')]"
+                    ).get_attribute("id")
+                    for p in plots
+                }
+            )
+            == n_figs
+        )
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text  # noqa: B018  the column name did not run as a script
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert XSS in body  # shown as text
+        assert "<b>bold</b>" in body
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], severe
+    finally:
+        driver.quit()
