@@ -105,7 +105,9 @@ class DPConfig:
     DP-SGD-S (Yang et al. 2025) in the sound form of ALGORITHMS.md section 5: per-group clipped
     norm sums are released with multiplier ``norm_noise_multiplier`` and accounted as a second
     subsampled Gaussian mechanism each step; group k is clipped at
-    ``max_grad_norm * min(tau, r / r_k)``.
+    ``max_grad_norm * min(tau, r / r_k)``. With a fairness penalty, the sign of each linearised
+    gap is re-estimated every step from per-group sums of predictions released with multiplier
+    ``fairness_noise_multiplier`` (sensitivity 1 per gap term), accounted as a further mechanism.
     """
 
     target_epsilon: float | None = None
@@ -116,6 +118,7 @@ class DPConfig:
     group_clipping: bool = False
     tau: float = 2.0
     norm_noise_multiplier: float = 10.0
+    fairness_noise_multiplier: float = 10.0
 
     def __post_init__(self) -> None:
         c = "DPConfig"
@@ -140,6 +143,7 @@ class DPConfig:
         if not isinstance(self.tau, int | float) or self.tau < 1:
             raise _bad(c, "tau", self.tau, "a float in the range [1, inf)")
         _positive(c, "norm_noise_multiplier", self.norm_noise_multiplier)
+        _positive(c, "fairness_noise_multiplier", self.fairness_noise_multiplier)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

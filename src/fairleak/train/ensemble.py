@@ -593,6 +593,8 @@ class _Trainer:
         for k in range(self.K):
             key = (float(q[k]), int(steps[k]))
             extra = [(dp.norm_noise_multiplier, q[k], steps[k])] if group_clip else []
+            if self.fairness is not None and bool((self.lam > 0).any()):
+                extra.append((dp.fairness_noise_multiplier, q[k], steps[k]))
             if dp.noise_multiplier is not None:
                 sigma[k] = dp.noise_multiplier
             elif key in cache:
@@ -607,15 +609,9 @@ class _Trainer:
                         f"The 'target_epsilon' parameter of DPConfig: {exc}"
                     ) from exc
                 cache[key] = sigma[k]
-        eps = []
-        for k in range(self.K):
-            mech = [(sigma[k], q[k], steps[k])]
-            if group_clip:
-                mech.append((dp.norm_noise_multiplier, q[k], steps[k]))
-            eps.append(compute_epsilon(mech, dp.delta, dp.accountant))
-
+        use_fair = self.fairness is not None and bool((self.lam > 0).any())
         lin_w = None
-        if self.fairness is not None and bool((self.lam > 0).any()):
+        if use_fair:
             assert self.groups_np is not None and self.n_groups is not None
             lin_w = torch.from_numpy(
                 np.stack(
@@ -626,7 +622,17 @@ class _Trainer:
                         for r in self.rows
                     ]
                 )
-            )
+            )  # [K, T, N]
+        n_terms = 0 if lin_w is None else lin_w.shape[1]
+        eps = []
+        for k in range(self.K):
+            mech = [(sigma[k], q[k], steps[k])]
+            if group_clip:
+                mech.append((dp.norm_noise_multiplier, q[k], steps[k]))
+            if use_fair:
+                mech.append((dp.fairness_noise_multiplier, q[k], steps[k]))
+            eps.append(compute_epsilon(mech, dp.delta, dp.accountant))
+
         if group_clip:
             assert self.groups_np is not None
             # DP-SGD-S clips by the groups of the first protected attribute (or its intersection
@@ -648,6 +654,15 @@ class _Trainer:
         # A separate stream for DP-SGD-S's norm release, so that with one group (where every
         # C_k = C0) DP-SGD-S draws exactly DP-SGD's batches and gradient noise.
         norm_gens = [torch.Generator().manual_seed(int(s) ^ 0xC11F) for s in self.seeds]
+        fair_gens = [torch.Generator().manual_seed(int(s) ^ 0xFA1F) for s in self.seeds]
+        if lin_w is not None:
+            # expected sizes of the compared groups in a Poisson batch (public group sizes)
+            exp_hi = torch.stack(
+                [(lin_w[k] > 0).sum(1).float() * q[k] for k in range(self.K)]
+            ).clamp(min=1e-9)
+            exp_lo = torch.stack(
+                [(lin_w[k] < 0).sum(1).float() * q[k] for k in range(self.K)]
+            ).clamp(min=1e-9)
         for step in range(total):
             active_np = step < steps
             idx_np, valid_np = self._poisson_batch(q, active_np)
@@ -658,12 +673,29 @@ class _Trainer:
             logits, acts, pre, post = self._forward(xb)
             g = self._logit_grad(logits, yb, validf, None)
             if lin_w is not None:
-                p = torch.softmax(logits, -1)
-                dp1 = p[..., 1] * p[..., 0]  # d p1 / d z1 = -d p1 / d z0
-                coef = (
-                    self.lam.view(-1, 1) * torch.gather(lin_w, 1, idx) * dp1 * validf
-                ).unsqueeze(-1)
-                g = g + coef * torch.tensor([-1.0, 1.0])
+                p1 = torch.sigmoid(logits[..., 1] - logits[..., 0])
+                w_b = torch.gather(lin_w, 2, idx.unsqueeze(1).expand(-1, n_terms, -1))  # [K, T, M]
+                w_b = w_b * validf.unsqueeze(1)
+                # Private sign of each gap term: noisy per-group sums of p1 (each sample is in at
+                # most one of the two compared groups of a term: L2 sensitivity sqrt(T)).
+                pos, neg = (w_b > 0).float(), (w_b < 0).float()
+                noise_sd = dp.fairness_noise_multiplier * math.sqrt(n_terms)
+                fn = (
+                    torch.stack([torch.randn(2, n_terms, generator=gen) for gen in fair_gens])
+                    * noise_sd
+                )
+                s_hi = (pos * p1.unsqueeze(1)).sum(-1) + fn[:, 0]
+                s_lo = (neg * p1.unsqueeze(1)).sum(-1) + fn[:, 1]
+                gap = s_hi / exp_hi - s_lo / exp_lo  # [K, T]
+                sign = torch.sign(gap)
+                if self.fairness.reduce == "max":  # subgradient of the largest |gap| only
+                    keep = torch.nn.functional.one_hot(gap.abs().argmax(1), n_terms).float()
+                    sign = sign * keep
+                coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [K, M]
+                dp1 = p1 * (1 - p1)
+                g = g + (self.lam.view(-1, 1) * coef * dp1).unsqueeze(-1) * torch.tensor(
+                    [-1.0, 1.0]
+                )
             dzs = self._backward_dz(g, pre, post)
             sq = ghost_sq_norms(acts, dzs)
             if group_clip:

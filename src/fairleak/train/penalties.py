@@ -77,32 +77,35 @@ def batch_penalty(
 def linearised_weights(
     y: np.ndarray, groups: np.ndarray, n_groups: list[int], kind: str, rows: np.ndarray
 ) -> np.ndarray:
-    """Per-sample weights ``w_i`` of the linearised gap for one model trained on ``rows``.
+    """Per-term, per-sample weights ``w[t, i]`` of the linearised gaps for a model trained on ``rows``.
 
-    The gap ``mean_fav p - mean_dis p`` between the groups with the highest and lowest label
-    base rate among the model's training rows (within each label class for equalized odds) is
-    written as ``sum_i w_i p_i / (n)`` with ``w_i = +n / n_fav`` or ``-n / n_dis``, so that dividing
-    the per-sample sum by the expected batch size ``q n`` gives the batch-mean gap. The
-    orientation (which group is favoured) is computed once from the training labels before
-    training; it is not charged to the privacy budget (one bit per attribute) — say so where
-    it matters. ``reduce="max"`` is not linear; under DP the attributes' gaps are summed.
+    One term per attribute (per attribute and label class for equalized odds). Term t compares
+    the two groups with the highest and lowest label base rate among the model's training rows
+    (their identity is computed once, before training, from the training labels; the one-off
+    choice of which two groups to compare is not charged to the privacy budget). The gap
+    ``mean_a p - mean_b p`` is written as ``sum_i w[t, i] p_i / n`` with ``w = +n / n_a`` on group a,
+    ``-n / n_b`` on group b and 0 elsewhere, so that dividing a batch's per-sample sum by the
+    expected batch size ``q n`` gives the batch-mean gap. Its *sign* is re-estimated privately at
+    every step by the trainer (noisy group sums, accounted), which makes the penalty the
+    subgradient of ``|gap|`` rather than a push in a fixed direction.
     """
     n = len(rows)
-    w = np.zeros(len(y), dtype=np.float32)
     scale = math.sqrt(2.0) if kind == "l2_softmax" else 1.0
     classes = (0, 1) if kind == "equalized_odds" else (None,)
+    terms = []
     for a, g in enumerate(n_groups):
         for cls in classes:
+            w = np.zeros(len(y), dtype=np.float32)
             sel = rows if cls is None else rows[y[rows] == cls]
             codes = groups[sel, a]
             counts = np.bincount(codes, minlength=g)
             present = np.flatnonzero(counts > 0)
-            if len(present) < 2:
-                continue
-            rates = np.array([y[sel][codes == k].mean() for k in present])
-            fav, dis = present[np.argmax(rates)], present[np.argmin(rates)]
-            if fav == dis:
-                continue
-            w[sel[codes == fav]] += scale * n / counts[fav]
-            w[sel[codes == dis]] -= scale * n / counts[dis]
-    return w
+            if len(present) >= 2:
+                rates = np.array([y[sel][codes == k].mean() for k in present])
+                hi, lo = present[np.argmax(rates)], present[np.argmin(rates)]
+                if hi == lo:  # equal base rates: compare the two largest groups
+                    hi, lo = present[np.argsort(-counts[present])[:2]]
+                w[sel[codes == hi]] = scale * n / counts[hi]
+                w[sel[codes == lo]] = -scale * n / counts[lo]
+            terms.append(w)
+    return np.stack(terms)
