@@ -144,6 +144,8 @@ class GroupRiskResult:
     audited: np.ndarray
     gpr: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
     gprp: dict[str, dict[str, float]] = field(default_factory=dict)
+    accuracy_out: float | None = None
+    accuracy_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,4 +247,16 @@ def run_pa_alooa(
     sf = normalize_sensitive(sensitive, n_rows=len(y)).iloc[audited].reset_index(drop=True)
     res = group_risk_from_scores(scores, masks[:, audited], sf, intersections=intersections)
     res.audited = audited
+    # Utility of the game's models: accuracy on the records each model did not train on.
+    out = ~masks[:, audited]
+    correct = (z[..., 1] > z[..., 0]) == (y[audited] == 1)[None, :]
+    res.accuracy_out = float((correct & out).sum() / max(out.sum(), 1))
+    for attr in sf.columns:
+        labels = sf[attr].to_numpy()
+        res.accuracy_by_group[attr] = {
+            str(g): float(
+                (correct & out & (labels == g)).sum() / max((out & (labels == g)).sum(), 1)
+            )
+            for g in sorted(set(labels.tolist()))
+        }
     return res

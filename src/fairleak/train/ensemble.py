@@ -387,7 +387,7 @@ class _Trainer:
         # independent optimisers (its maths is elementwise) and avoids per-model masking.
         self.torch_opt: torch.optim.Optimizer | None = None
         steps_per_epoch = np.ceil(self.n_rows / self.cfg.batch_size)
-        if self.dp is None and (steps_per_epoch == steps_per_epoch[0]).all():
+        if (steps_per_epoch == steps_per_epoch[0]).all():
             cfg = self.cfg
             if cfg.optimizer == "adam":
                 self.torch_opt = torch.optim.Adam(
@@ -650,11 +650,17 @@ class _Trainer:
         total = int(steps.max())
         expected_batch = torch.from_numpy(q * self.n_rows).float()
         sigma_t = torch.from_numpy(sigma).float()
-        noise_gens = [torch.Generator().manual_seed(int(s) ^ 0x5EED) for s in self.seeds]
-        # A separate stream for DP-SGD-S's norm release, so that with one group (where every
+        # DP noise is drawn for the whole ensemble in one call per step (one generator seeded by
+        # all model seeds): a generator per model costs a Python call per model and step, more
+        # than the training step itself. So under DP the same seeds give the same weights, but a
+        # model's noise depends on the ensemble it was trained in. Separate streams for
+        # DP-SGD-S's norm release and the fairness sign release, so that with one group (every
         # C_k = C0) DP-SGD-S draws exactly DP-SGD's batches and gradient noise.
-        norm_gens = [torch.Generator().manual_seed(int(s) ^ 0xC11F) for s in self.seeds]
-        fair_gens = [torch.Generator().manual_seed(int(s) ^ 0xFA1F) for s in self.seeds]
+        base = int(np.random.SeedSequence(self.seeds).generate_state(1)[0])
+        noise_gen = torch.Generator().manual_seed(base ^ 0x5EED)
+        norm_gen = torch.Generator().manual_seed(base ^ 0xC11F)
+        fair_gen = torch.Generator().manual_seed(base ^ 0xFA1F)
+        n_par = [int(np.prod(p.shape[1:])) for p in self.params]
         if lin_w is not None:
             # expected sizes of the compared groups in a Poisson batch (public group sizes)
             exp_hi = torch.stack(
@@ -680,10 +686,7 @@ class _Trainer:
                 # most one of the two compared groups of a term: L2 sensitivity sqrt(T)).
                 pos, neg = (w_b > 0).float(), (w_b < 0).float()
                 noise_sd = dp.fairness_noise_multiplier * math.sqrt(n_terms)
-                fn = (
-                    torch.stack([torch.randn(2, n_terms, generator=gen) for gen in fair_gens])
-                    * noise_sd
-                )
+                fn = torch.randn(self.K, 2, n_terms, generator=fair_gen) * noise_sd
                 s_hi = (pos * p1.unsqueeze(1)).sum(-1) + fn[:, 0]
                 s_lo = (neg * p1.unsqueeze(1)).sum(-1) + fn[:, 1]
                 gap = s_hi / exp_hi - s_lo / exp_lo  # [K, T]
@@ -705,9 +708,7 @@ class _Trainer:
                 # C0 (groups are disjoint) and multiplier norm_noise_multiplier.
                 clipped_norm = torch.minimum(sq.sqrt(), torch.tensor(C0))
                 sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
-                noise = torch.stack([torch.randn(G, generator=gen) for gen in norm_gens]) * (
-                    dp.norm_noise_multiplier * C0
-                )
+                noise = torch.randn(self.K, G, generator=norm_gen) * (dp.norm_noise_multiplier * C0)
                 noisy = (sums + noise).clamp(min=0.0)
                 r_k = noisy / exp_group_t.clamp(min=1e-12)
                 r = noisy.sum(1, keepdim=True) / expected_batch.view(-1, 1)
@@ -721,13 +722,13 @@ class _Trainer:
                 c = clip_factors(sq, C0) * validf
             grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs])
             scale = (sigma_t * C_max).view(-1)
+            flat = torch.randn(self.K, sum(n_par), generator=noise_gen)
             noisy_grads = []
-            for gr in grads:
-                noise = torch.stack(
-                    [torch.randn(gr.shape[1:], generator=gen) for gen in noise_gens]
-                )
+            for gr, noise in zip(grads, torch.split(flat, n_par, dim=1), strict=True):
                 shape = (self.K,) + (1,) * (gr.ndim - 1)
-                noisy_grads.append((gr + noise * scale.view(shape)) / expected_batch.view(shape))
+                noisy_grads.append(
+                    (gr + noise.view(gr.shape) * scale.view(shape)) / expected_batch.view(shape)
+                )
             self._step(noisy_grads, active)
             if progress is not None:
                 progress(step + 1, total)

@@ -1,0 +1,178 @@
+"""The fairness-meets-privacy study (issue 6): FD-MIA vs fairness weight, group privacy risk
+(PA-ALOOA vs PA-GA vs PA-GBA over seeds), and DP-SGD vs DP-SGD-S.
+
+Writes tables (CSV + Markdown), figures (self-contained HTML) and settings.json under
+experiments/results/ (or --out). Every number in docs/EXPERIMENTS.md comes from here.
+
+    python experiments/study.py            # the recorded settings (about 15-25 minutes on 2 cores)
+    python experiments/study.py --quick    # a smoke run in about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from fairleak.attacks import run_fd_mia, run_pa_alooa
+from fairleak.data import TabularPreprocessor, group_codes, load_dataset, make_audit_split
+from fairleak.train import DPConfig, FairnessConfig, TrainConfig
+
+DATASETS = {"adult": ["sex", "race"], "compas": ["race", "sex"]}
+
+
+def prepare(name: str, seed: int):
+    ds = load_dataset(name, protected=DATASETS[name])
+    split = make_audit_split(len(ds), seed=seed, stratify=ds.y)
+    X = TabularPreprocessor().fit(ds.features.iloc[split.members]).transform(ds.features)
+    codes = np.stack([group_codes(ds.sensitive[c].to_numpy())[0] for c in ds.sensitive.columns], 1)
+    return ds, split, X, codes
+
+
+def study_fd_mia(args, out: Path) -> pd.DataFrame:
+    rows, figs = [], []
+    cfg = TrainConfig(hidden=(64,), epochs=args.fd_epochs, lr=3e-3, batch_size=128)
+    for name in DATASETS:
+        ds, split, X, codes = prepare(name, args.seed)
+        for lam in args.weights:
+            t0 = time.perf_counter()
+            res = run_fd_mia(
+                X, ds.y, codes[:, :1], split.members, split.nonmembers, split.population,
+                fairness=FairnessConfig("demographic_parity", lam), config=cfg, seed=args.seed,
+                groups_audit=ds.sensitive.iloc[split.audit], n_bootstrap=args.bootstrap,
+            )  # fmt: skip
+            for attack, r in res.attacks.items():
+                m = r.metrics
+                rows.append({"dataset": name, "fairness_weight": lam, "attack": attack, "auc": m.auc,
+                             "auc_ci": m.ci.get("auc"), "tpr_at_1%_fpr": m.tpr_at_1_fpr,
+                             "n_members": m.n_members, "n_nonmembers": m.n_nonmembers,
+                             "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+            if lam == max(args.weights):
+                edges = np.linspace(
+                    0, max(res.discrepancy_members.max(), res.discrepancy_nonmembers.max()), 40
+                )
+                fig = go.Figure([
+                    go.Histogram(x=res.discrepancy_members, xbins={"start": 0, "end": edges[-1], "size": edges[1]},
+                                 histnorm="probability", name="members", opacity=0.6),
+                    go.Histogram(x=res.discrepancy_nonmembers, xbins={"start": 0, "end": edges[-1], "size": edges[1]},
+                                 histnorm="probability", name="non-members", opacity=0.6),
+                ])  # fmt: skip
+                fig.update_layout(barmode="overlay", title=f"{name}: |p_b - p_f| for members vs non-members "
+                                  f"(demographic parity penalty on {DATASETS[name][0]}, weight {lam})",
+                                  xaxis_title="|p_b(y|x) - p_f(y|x)|", yaxis_title="share")  # fmt: skip
+                figs.append(fig)
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "fd_mia.csv", index=False)
+    html = "".join(
+        f.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False)
+        for i, f in enumerate(figs)
+    )
+    (out / "fd_mia_histograms.html").write_text(f"<html><body>{html}</body></html>")
+    return df
+
+
+def study_group_risk(args, out: Path) -> pd.DataFrame:
+    rows = []
+    cfg = TrainConfig(
+        hidden=(256,),
+        activation="tanh",
+        optimizer="sgd",
+        lr=0.1,
+        epochs=args.gr_epochs,
+        batch_size=256,
+    )
+    for name in DATASETS:
+        for seed in range(args.seeds):
+            ds, _split, X, _codes = prepare(name, seed)
+            t0 = time.perf_counter()
+            res = run_pa_alooa(
+                X,
+                ds.y,
+                ds.sensitive,
+                n_models=args.models,
+                config=cfg,
+                seed=seed,
+                intersections=False,
+            )
+            secs = time.perf_counter() - t0
+            for attr in DATASETS[name]:
+                for method, groups in res.gpr[attr].items():
+                    for g, v in groups.items():
+                        rows.append({"dataset": name, "seed": seed, "attribute": attr, "method": method,
+                                     "group": g, "n": v["n"], "gpr": v["gpr"],
+                                     "gprp": res.gprp[attr][method], "seconds": round(secs, 1)})  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "group_risk.csv", index=False)
+    return df
+
+
+def study_dpsgd_s(args, out: Path) -> pd.DataFrame:
+    rows = []
+    cfg = TrainConfig(
+        hidden=(256,),
+        activation="tanh",
+        optimizer="sgd",
+        lr=0.1,
+        epochs=args.dp_epochs,
+        batch_size=256,
+    )
+    for name in DATASETS:
+        ds, _split, X, codes = prepare(name, args.seed)
+        for eps in args.epsilons:
+            for label, group_clipping in (("DP-SGD", False), ("DP-SGD-S", True)):
+                dp = DPConfig(
+                    target_epsilon=eps, max_grad_norm=1.0, group_clipping=group_clipping, tau=2.0
+                )
+                t0 = time.perf_counter()
+                res = run_pa_alooa(X, ds.y, ds.sensitive, n_models=args.dp_models, config=cfg, seed=args.seed,
+                                   dp=dp, train_groups=codes[:, :1], intersections=False)  # fmt: skip
+                attr = DATASETS[name][0]
+                acc = res.accuracy_by_group[attr]
+                rows.append({"dataset": name, "epsilon": eps, "algorithm": label, "attribute": attr,
+                             "gprp_alooa_heldout": res.gprp[attr]["pa_alooa_heldout"],
+                             "gprp_alooa": res.gprp[attr]["pa_alooa"],
+                             **{f"gpr_{g}": v["gpr"] for g, v in res.gpr[attr]["pa_alooa_heldout"].items()},
+                             "accuracy_out": res.accuracy_out,
+                             **{f"acc_{g}": v for g, v in acc.items()},
+                             "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "dpsgd_s.csv", index=False)
+    return df
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["fd_mia", "group_risk", "dpsgd_s"], nargs="*")
+    args = ap.parse_args()
+    args.weights = [0.5, 1.0, 2.0, 5.0]
+    args.fd_epochs, args.bootstrap = 40, 200
+    args.seeds, args.models, args.gr_epochs = 5, 64, 20
+    args.epsilons, args.dp_models, args.dp_epochs = [1.0, 10.0], 32, 10
+    if args.quick:
+        args.weights, args.fd_epochs, args.bootstrap = [1.0], 5, 20
+        args.seeds, args.models, args.gr_epochs = 1, 8, 2
+        args.epsilons, args.dp_models, args.dp_epochs = [10.0], 4, 1
+        args.out = args.out.with_name(args.out.name + "-quick")
+    args.out.mkdir(parents=True, exist_ok=True)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    (args.out / "settings.json").write_text(json.dumps(settings, indent=2))
+    todo = args.only or ["fd_mia", "group_risk", "dpsgd_s"]
+    for part in todo:
+        t0 = time.perf_counter()
+        df = {"fd_mia": study_fd_mia, "group_risk": study_group_risk, "dpsgd_s": study_dpsgd_s}[
+            part
+        ](args, args.out)
+        print(f"== {part}: {time.perf_counter() - t0:.0f} s")
+        print(df.to_string(max_rows=60))
+
+
+if __name__ == "__main__":
+    main()
