@@ -391,7 +391,7 @@ class _Trainer:
             cfg = self.cfg
             if cfg.optimizer == "adam":
                 self.torch_opt = torch.optim.Adam(
-                    self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+                    self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
                 )
             else:
                 self.torch_opt = torch.optim.SGD(
@@ -399,7 +399,7 @@ class _Trainer:
                     lr=cfg.lr,
                     momentum=cfg.momentum,
                     weight_decay=cfg.weight_decay,
-                    foreach=True,
+                    fused=True,
                 )
 
     def _step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
@@ -444,13 +444,9 @@ class _Trainer:
             perm = self.rows[k][rng.permutation(self.n_rows[k])]
             idx[k, : len(perm)] = perm
             valid[k, : len(perm)] = True
+        # (Sorting the rows of each batch to walk memory in order was measured: no faster.)
         idx = idx.reshape(self.K, S, B).transpose(1, 0, 2)
         valid = valid.reshape(self.K, S, B).transpose(1, 0, 2)
-        # Within a batch only the set of rows matters (gradients are sums); sorted row ids
-        # make the gather walk memory in order. Padding (row 0, invalid) sorts first.
-        order = np.argsort(np.where(valid, idx, -1), axis=2, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=2)
-        valid = np.take_along_axis(valid, order, axis=2)
         return np.ascontiguousarray(idx), np.ascontiguousarray(valid)
 
     def _poisson_batch(self, q: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -475,54 +471,75 @@ class _Trainer:
         return idx, valid
 
     # ------------------------------------------------------------------ forward / backward
+    # Binary models have 2 logits, and the cross-entropy (or any penalty on the softmax) depends
+    # on them only through the margin m = z1 - z0: its gradient w.r.t. the logits is (-d, d)
+    # with d = dL/dm. So training computes the margin with one matrix-vector product instead of
+    # a 2-wide GEMM (slow in every orientation), back-propagates d as a broadcast multiply,
+    # and builds the last layer's [D, 2] gradient from one a^T d product. Exact, not approximate.
     def _gather(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows of every model's batch, [K, M, D] (an embedding lookup is the fastest gather)."""
         return torch.nn.functional.embedding(idx, self.X)
 
     def _forward(self, xb: torch.Tensor):
+        """Margin z1 - z0 [K, M], the layers' inputs, pre-activations and activations."""
         act = _ACT[self.cfg.activation]
         acts, pre, post = [], [], []
         h = xb
-        L = len(self.W)
-        for i in range(L):
+        for i in range(len(self.W) - 1):
             acts.append(h)
             z = _linear(h, self.W[i], self.b[i])
-            if i < L - 1:
-                if self.cfg.activation == "relu":
-                    h = torch.relu_(z)  # threshold_backward only needs the output
-                    pre.append(h)
-                else:
-                    pre.append(z)
-                    h = act(z)
-                post.append(h)
+            if self.cfg.activation == "relu":
+                h = torch.relu_(z)  # threshold_backward only needs the output
+                pre.append(h)
             else:
-                h = z
-        return h, acts, pre, post
+                pre.append(z)
+                h = act(z)
+            post.append(h)
+        acts.append(h)
+        w, b = self.W[-1], self.b[-1]
+        wd = (w[:, :, 1] - w[:, :, 0]).unsqueeze(1)  # [K, 1, D]
+        bd = (b[:, 1] - b[:, 0]).view(-1, 1, 1)
+        # [1, D] x [D, M] per model: batched GEMVs are ~4x faster in this orientation on CPU
+        margin = torch.baddbmm(bd, wd, h.transpose(1, 2)).squeeze(1)
+        return margin, acts, pre, post
 
-    def _backward_dz(self, dz_out: torch.Tensor, pre, post) -> list[torch.Tensor]:
-        """Gradients w.r.t. every layer's output, from the logits' gradient (per sample)."""
-        dzs = [dz_out]
-        for i in range(len(self.W) - 1, 0, -1):
-            dh = torch.bmm(dzs[0], self.W[i].transpose(1, 2))
+    def _backward_dz(self, d: torch.Tensor, pre, post) -> list[torch.Tensor]:
+        """Gradients w.r.t. every hidden layer's output [K, M, H], from the margin's gradient d
+        [K, M] (per sample); the last layer's is (-d, d) and is not materialised."""
+        dzs: list[torch.Tensor] = []
+        L = len(self.W)
+        if L == 1:
+            return dzs
+        w = self.W[-1]
+        dh = d.unsqueeze(-1) * (w[:, :, 1] - w[:, :, 0]).unsqueeze(1)
+        for i in range(L - 1, 0, -1):
+            if i < L - 1:
+                dh = torch.bmm(dzs[0], self.W[i].transpose(1, 2))
             if self.cfg.activation == "relu":
                 dzs.insert(0, torch.ops.aten.threshold_backward(dh, post[i - 1], 0.0))
             else:
                 dzs.insert(0, dh * _act_grad(self.cfg.activation, pre[i - 1], post[i - 1]))
         return dzs
 
-    def _param_grads(self, acts, dzs) -> list[torch.Tensor]:
-        gW = [_weight_grad(a, dz) for a, dz in zip(acts, dzs, strict=True)]
+    def _param_grads(self, acts, dzs, d: torch.Tensor) -> list[torch.Tensor]:
+        """Batch-summed gradients of every weight and bias (the order of ``self.params``)."""
+        gW = [_weight_grad(a, dz) for a, dz in zip(acts, dzs, strict=False)]
+        v = torch.bmm(d.unsqueeze(1), acts[-1]).transpose(1, 2)  # [K, D, 1] (fast orientation)
+        gW.append(torch.cat((-v, v), -1))
         gb = [dz.sum(1) for dz in dzs]
+        s = d.sum(1, keepdim=True)
+        gb.append(torch.cat((-s, s), -1))
         return [*gW, *gb]
 
-    def _logit_grad(self, logits, yb, validf, gb) -> torch.Tensor:
-        """Per-sample gradient of the cross-entropy w.r.t. the logits (softmax - onehot).
+    def _sq_norms(self, acts, dzs, d: torch.Tensor) -> torch.Tensor:
+        """Per-sample squared gradient norms over all parameters (ghost norms), [K, M]."""
+        last = torch.stack((-d, d), -1)
+        return ghost_sq_norms(acts, [*dzs, last])
 
-        With two classes softmax is sigmoid(z1 - z0), cheaper than a softmax over a last
-        dimension of size 2.
-        """
-        d = (torch.sigmoid(logits[..., 1] - logits[..., 0]) - yb.to(logits.dtype)) * validf
-        return torch.stack((-d, d), -1)
+    @staticmethod
+    def _margin_grad(margin, yb, validf) -> torch.Tensor:
+        """Per-sample gradient of the cross-entropy w.r.t. the margin: sigmoid(m) - y."""
+        return (torch.sigmoid(margin) - yb.to(margin.dtype)) * validf
 
     # ------------------------------------------------------------------ training loops
     def run(self, progress) -> Ensemble:
@@ -547,30 +564,30 @@ class _Trainer:
         use_pen = self.fairness is not None and bool((self.lam > 0).any())
         for _ in range(self.cfg.epochs):
             idx_all, valid_all = self._epoch_batches()
+            y_all = torch.from_numpy(self.y_np[idx_all])  # one gather per epoch, not per step
+            valid_all = torch.from_numpy(valid_all).float()
+            counts_all = valid_all.sum(2).clamp(min=1)
             for s in range(S):
                 idx = torch.from_numpy(idx_all[s])
-                validf = torch.from_numpy(valid_all[s]).float()
-                counts = validf.sum(1)
-                active = (counts > 0).float()
-                xb = self._gather(idx)
-                yb = self.y[idx]
-                logits, acts, pre, post = self._forward(xb)
-                g = self._logit_grad(logits, yb, validf, None) / counts.clamp(min=1).view(-1, 1, 1)
+                validf, yb = valid_all[s], y_all[s]
+                active = (validf[:, 0] > 0).float()  # padding sits at the end of a schedule
+                margin, acts, pre, post = self._forward(self._gather(idx))
+                d = self._margin_grad(margin, yb, validf) / counts_all[s].view(-1, 1)
                 if use_pen:
-                    g = g + self._penalty_grad(logits, yb, validf, idx)
-                dzs = self._backward_dz(g, pre, post)
-                self._step(self._param_grads(acts, dzs), active)
+                    d = d + self._penalty_grad(margin, yb, validf, idx)
+                dzs = self._backward_dz(d, pre, post)
+                self._step(self._param_grads(acts, dzs, d), active)
                 done += 1
                 if progress is not None:
                     progress(done, total)
 
-    def _penalty_grad(self, logits, yb, validf, idx) -> torch.Tensor:
+    def _penalty_grad(self, margin, yb, validf, idx) -> torch.Tensor:
+        """Gradient of lambda_k * penalty_k w.r.t. the margins [K, M] (autograd on [K, M] only)."""
         assert self.fairness is not None and self.groups is not None and self.n_groups is not None
-        z = logits.detach().requires_grad_(True)
+        m = margin.detach().requires_grad_(True)
         with torch.enable_grad():
-            p1 = torch.softmax(z, -1)[..., 1]
             pen = batch_penalty(
-                p1,
+                torch.sigmoid(m),  # P(y = 1) = softmax(z)[1] = sigmoid(z1 - z0)
                 yb,
                 validf,
                 self.groups[idx],
@@ -578,7 +595,7 @@ class _Trainer:
                 self.fairness.penalty,
                 self.fairness.reduce,
             )
-            (grad,) = torch.autograd.grad((self.lam * pen).sum(), z)
+            (grad,) = torch.autograd.grad((self.lam * pen).sum(), m)
         return grad
 
     def _run_dp(self, progress) -> tuple[list[float], list[float]]:
@@ -676,10 +693,10 @@ class _Trainer:
             validf = torch.from_numpy(valid_np).float()
             active = torch.from_numpy(active_np).float()
             xb, yb = self._gather(idx), self.y[idx]
-            logits, acts, pre, post = self._forward(xb)
-            g = self._logit_grad(logits, yb, validf, None)
+            margin, acts, pre, post = self._forward(xb)
+            d = self._margin_grad(margin, yb, validf)
             if lin_w is not None:
-                p1 = torch.sigmoid(logits[..., 1] - logits[..., 0])
+                p1 = torch.sigmoid(margin)
                 w_b = torch.gather(lin_w, 2, idx.unsqueeze(1).expand(-1, n_terms, -1))  # [K, T, M]
                 w_b = w_b * validf.unsqueeze(1)
                 # Private sign of each gap term: noisy per-group sums of p1 (each sample is in at
@@ -695,12 +712,9 @@ class _Trainer:
                     keep = torch.nn.functional.one_hot(gap.abs().argmax(1), n_terms).float()
                     sign = sign * keep
                 coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [K, M]
-                dp1 = p1 * (1 - p1)
-                g = g + (self.lam.view(-1, 1) * coef * dp1).unsqueeze(-1) * torch.tensor(
-                    [-1.0, 1.0]
-                )
-            dzs = self._backward_dz(g, pre, post)
-            sq = ghost_sq_norms(acts, dzs)
+                d = d + self.lam.view(-1, 1) * coef * p1 * (1 - p1)
+            dzs = self._backward_dz(d, pre, post)
+            sq = self._sq_norms(acts, dzs, d)
             if group_clip:
                 gb = gcodes[idx]  # [K, M]
                 oh = torch.nn.functional.one_hot(gb, G).float() * validf.unsqueeze(-1)
@@ -720,7 +734,7 @@ class _Trainer:
             else:
                 C_max = torch.full((self.K,), C0)
                 c = clip_factors(sq, C0) * validf
-            grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs])
+            grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs], d * c)
             scale = (sigma_t * C_max).view(-1)
             flat = torch.randn(self.K, sum(n_par), generator=noise_gen)
             noisy_grads = []
@@ -750,10 +764,11 @@ def clipped_gradient_sum(
     xb = torch.from_numpy(Xv).unsqueeze(0).expand(tr.K, -1, -1)
     yb = torch.from_numpy(yv).unsqueeze(0).expand(tr.K, -1)
     validf = torch.ones(tr.K, len(yv))
-    logits, acts, pre, post = tr._forward(xb)
-    dzs = tr._backward_dz(tr._logit_grad(logits, yb, validf, None), pre, post)
-    c = clip_factors(ghost_sq_norms(acts, dzs), max_grad_norm)
-    grads = tr._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs])
+    margin, acts, pre, post = tr._forward(xb)
+    d = tr._margin_grad(margin, yb, validf)
+    dzs = tr._backward_dz(d, pre, post)
+    c = clip_factors(tr._sq_norms(acts, dzs, d), max_grad_norm)
+    grads = tr._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs], d * c)
     L = len(tr.W)
     return [
         {
