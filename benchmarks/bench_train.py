@@ -39,6 +39,25 @@ def conventional(X, y, rows, hidden, epochs, batch, lr, seed):
     return model
 
 
+def textbook(X, y, rows, hidden, epochs, batch, lr, seed):
+    """The loop most code writes: a DataLoader over a TensorDataset, shuffled."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    ds = TensorDataset(torch.from_numpy(X[rows]), torch.from_numpy(y[rows]))
+    loader = DataLoader(ds, batch_size=batch, shuffle=True)
+    for _ in range(epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    return model
+
+
 def train_flops(n_rows: int, dims: list[int], epochs: int) -> float:
     """FLOPs actually needed: 2 per MAC forward, 2 for the weight gradient, and 2 more for the
     input gradient of every layer but the first (no gradient is taken w.r.t. the data)."""
@@ -53,7 +72,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--sample", type=int, default=4, help="conventional models actually timed")
+    ap.add_argument("--sample", type=int, default=6, help="conventional models actually timed")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -66,23 +85,26 @@ def main() -> None:
     for k in range(K):  # each model on a random half (exactly half the rows)
         masks[k, rng.permutation(len(y))[: len(y) // 2]] = True
     cfg = TrainConfig(hidden=(args.hidden,), epochs=args.epochs, batch_size=args.batch, lr=1e-3)
-    t_ens, ens = timed(lambda: train_ensemble(X, y, masks, config=cfg, seed=0))
+    t_ens, ens = timed(lambda: train_ensemble(X, y, masks, config=cfg, seed=0), repeats=3)
     sample = min(args.sample, K)
 
-    def conv_sample():
-        return [
-            conventional(
-                X, y, np.flatnonzero(masks[k]), args.hidden, args.epochs, args.batch, 1e-3, k
-            )
-            for k in range(sample)
-        ]
+    def sample_time(fn) -> float:
+        t = timed(
+            lambda: [
+                fn(X, y, np.flatnonzero(masks[k]), args.hidden, args.epochs, args.batch, 1e-3, k)
+                for k in range(sample)
+            ]
+        )[0]
+        return t / sample * K
 
     conventional(X, y, np.flatnonzero(masks[0]), args.hidden, 1, args.batch, 1e-3, 0)  # warm-up
-    t_conv = timed(conv_sample)[0] / sample * K
     threads = torch.get_num_threads()
+    t_conv2 = sample_time(conventional)
     torch.set_num_threads(1)  # small models often run faster single-threaded: be fair to them
-    t_conv1 = timed(conv_sample)[0] / sample * K
+    t_conv1 = sample_time(conventional)
     torch.set_num_threads(threads)
+    t_conv = min(t_conv1, t_conv2)
+    t_text = sample_time(textbook)
     acc = ((ens.predict_proba(X)[..., 1] > 0.5) == y).mean()
     flops = sum(train_flops(int(m.sum()), [X.shape[1], args.hidden, 2], args.epochs) for m in masks)
     peak = matmul_gflops()
@@ -93,11 +115,10 @@ def main() -> None:
     )
     print(f"conventional: {sample} models timed, extrapolated to {K}")
     print(
-        f"speed-up ensemble vs conventional ({threads} threads): {t_conv / t_ens:.1f}x   (goal >= 10x)"
+        f"speed-up ensemble vs conventional loop (index tensors, nn.Module + Adam, best of 1 and "
+        f"{threads} threads): {t_conv / t_ens:.1f}x   (goal >= 10x)"
     )
-    print(
-        f"speed-up ensemble vs conventional (1 thread, its best setting here): {t_conv1 / t_ens:.1f}x"
-    )
+    print(f"speed-up ensemble vs textbook DataLoader loop: {t_text / t_ens:.1f}x")
     print(
         f"ensemble GFLOP/s / large fp32 matmul GFLOP/s: {achieved:.1f} / {peak:.1f} = "
         f"{achieved / peak:.0%}   (goal >= 40%)"

@@ -97,18 +97,21 @@ def noise_multiplier_for(
     return hi
 
 
-def ghost_sq_norms(acts: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> torch.Tensor:
+def ghost_sq_norms(
+    act_sq_norms: Sequence[torch.Tensor], grad_sq_norms: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Per-sample squared gradient norm over all layers (weights and biases), [K, B].
 
-    ``acts[l]``: layer inputs [K, B, D_in]; ``grads[l]``: per-sample gradients of the loss with
-    respect to the layer outputs [K, B, D_out].
+    ``act_sq_norms[l]``: squared norms of layer l's inputs ||a_i||^2 [K, B];
+    ``grad_sq_norms[l]``: squared norms of the loss gradient w.r.t. layer l's outputs
+    ||g_i||^2 [K, B]. Layer l contributes ||a_i||^2 ||g_i||^2 (weight) + ||g_i||^2 (bias).
     """
     total = None
-    for a, g in zip(acts, grads, strict=True):
-        g2 = g.square().sum(-1)
-        term = (a.square().sum(-1) + 1.0) * g2
+    for a2, g2 in zip(act_sq_norms, grad_sq_norms, strict=True):
+        term = (a2 + 1.0) * g2
         total = term if total is None else total + term
-    assert total is not None
+    if total is None:
+        raise ValueError("ghost_sq_norms needs at least one layer.")
     return total
 
 

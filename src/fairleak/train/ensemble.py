@@ -70,6 +70,14 @@ def _weight_grad(a: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.transpose(1, 2), dz)
 
 
+_ALL = slice(None)
+
+
+def _sq(t: torch.Tensor) -> torch.Tensor:
+    """Squared norm over the last dimension (vector_norm is ~2x faster than square().sum())."""
+    return torch.linalg.vector_norm(t, dim=-1).square()
+
+
 def model_seeds(seed: int, n_models: int) -> list[int]:
     """Independent per-model seeds derived from one seed (model k's seed depends on (seed, k) only)."""
     return [int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(n_models)]
@@ -379,6 +387,13 @@ class _Trainer:
                 self.W[i][k].uniform_(-bound, bound, generator=gen)
                 self.b[i][k].uniform_(-bound, bound, generator=gen)
         self.params = [*self.W, *self.b]
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        # Models go through forward and backward in chunks whose activations fit in a core's L2
+        # cache (~2 MiB of batch inputs and hidden units): measured ~15% faster per step than
+        # one pass over all K for Adult-sized MLPs. Chunks do not change any model's maths.
+        width = 4 * self.cfg.batch_size * (self.X.shape[1] + sum(self.cfg.hidden) + 2)
+        size = int(min(self.K, max(4, (1 << 21) // width)))
+        self.chunks = [slice(k, min(k + size, self.K)) for k in range(0, self.K, size)]
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros(self.K)
@@ -435,39 +450,64 @@ class _Trainer:
 
     # ------------------------------------------------------------------ schedules
     def _epoch_batches(self) -> tuple[np.ndarray, np.ndarray]:
-        """Shuffled batches of every model for one epoch: idx [S, K, B], valid [S, K, B]."""
+        """Shuffled batches of every model for one epoch: row ids [K, S, B] and a float 0/1
+        validity mask [K, S, B] (models with fewer rows are padded at the end)."""
         B = self.cfg.batch_size
         S = math.ceil(self.n_rows.max() / B)
         idx = np.zeros((self.K, S * B), dtype=np.int64)
-        valid = np.zeros((self.K, S * B), dtype=bool)
+        valid = np.zeros((self.K, S * B), dtype=np.float32)
         for k, rng in enumerate(self.rngs):
-            perm = self.rows[k][rng.permutation(self.n_rows[k])]
-            idx[k, : len(perm)] = perm
-            valid[k, : len(perm)] = True
+            n = self.n_rows[k]
+            idx[k, :n] = self.rows[k][rng.permutation(n)]
+            valid[k, :n] = 1.0
         # (Sorting the rows of each batch to walk memory in order was measured: no faster.)
-        idx = idx.reshape(self.K, S, B).transpose(1, 0, 2)
-        valid = valid.reshape(self.K, S, B).transpose(1, 0, 2)
-        return np.ascontiguousarray(idx), np.ascontiguousarray(valid)
+        return idx.reshape(self.K, S, B), valid.reshape(self.K, S, B)
 
-    def _poisson_batch(self, q: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One Poisson-sampled batch per model: every row of model k joins with probability q_k.
+    def _poisson_batches(
+        self, q: np.ndarray, steps: np.ndarray, start: int, n_steps: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Poisson-sampled batches of steps ``start .. start + n_steps - 1`` for every model:
+        idx [T, K, M], valid [T, K, M]; at each of its steps every row of model k joins
+        independently with probability q_k.
 
-        Drawn as a Binomial(n_k, q_k) size and a uniform subset of that size, which has
-        exactly the distribution of independent Bernoulli(q_k) inclusions.
+        Why not a Bernoulli draw per row and step: that is n_k uniforms per model and step. The
+        gaps between successes of a Bernoulli(q) sequence are iid Geometric(q), so the
+        inclusions of a whole block of steps (rows laid end to end, step after step) come from
+        about n_k q_k draws per step: the same distribution, a few numpy calls per model.
         """
         picks = []
         for k, rng in enumerate(self.rngs):
-            if not active[k]:
-                picks.append(np.empty(0, dtype=np.int64))
+            n = int(self.n_rows[k])
+            t_k = int(min(n_steps, steps[k] - start))
+            if t_k <= 0:
+                picks.append((np.empty(0, np.int64), np.empty(0, np.int64)))
                 continue
-            m = rng.binomial(self.n_rows[k], q[k])
-            picks.append(self.rows[k][np.sort(rng.choice(self.n_rows[k], m, replace=False))])
-        M = max(1, max(len(p) for p in picks))
-        idx = np.zeros((self.K, M), dtype=np.int64)
-        valid = np.zeros((self.K, M), dtype=bool)
-        for k, p in enumerate(picks):
-            idx[k, : len(p)] = p
-            valid[k, : len(p)] = True
+            L = t_k * n
+            if q[k] >= 1.0:
+                pos = np.arange(L)
+            else:
+                chunks, end = [], -1
+                while end < L - 1:
+                    m = int(L * q[k] + 6 * math.sqrt(L * q[k]) + 16)
+                    c = end + np.cumsum(rng.geometric(q[k], size=m))
+                    chunks.append(c)
+                    end = int(c[-1])
+                pos = np.concatenate(chunks)
+                pos = pos[pos < L]
+            picks.append((pos // n, self.rows[k][pos % n]))
+        counts = np.zeros((len(picks), n_steps), dtype=np.int64)
+        for k, (st, _) in enumerate(picks):
+            counts[k] = np.bincount(st, minlength=n_steps)
+        M = max(1, int(counts.max()))
+        idx = np.zeros((n_steps, self.K, M), dtype=np.int64)
+        valid = np.zeros((n_steps, self.K, M), dtype=bool)
+        for k, (st, rows) in enumerate(picks):
+            if len(st) == 0:
+                continue
+            first = np.concatenate([[0], np.cumsum(counts[k])[:-1]])
+            slot = np.arange(len(st)) - first[st]  # steps are sorted: position within the step
+            idx[st, k, slot] = rows
+            valid[st, k, slot] = True
         return idx, valid
 
     # ------------------------------------------------------------------ forward / backward
@@ -480,14 +520,15 @@ class _Trainer:
         """Rows of every model's batch, [K, M, D] (an embedding lookup is the fastest gather)."""
         return torch.nn.functional.embedding(idx, self.X)
 
-    def _forward(self, xb: torch.Tensor):
-        """Margin z1 - z0 [K, M], the layers' inputs, pre-activations and activations."""
+    def _forward(self, xb: torch.Tensor, sl: slice = _ALL):
+        """Margin z1 - z0 [k, M] of models ``sl``, the layers' inputs, pre-activations and
+        activations."""
         act = _ACT[self.cfg.activation]
         acts, pre, post = [], [], []
         h = xb
         for i in range(len(self.W) - 1):
             acts.append(h)
-            z = _linear(h, self.W[i], self.b[i])
+            z = _linear(h, self.W[i][sl], self.b[i][sl])
             if self.cfg.activation == "relu":
                 h = torch.relu_(z)  # threshold_backward only needs the output
                 pre.append(h)
@@ -496,25 +537,25 @@ class _Trainer:
                 h = act(z)
             post.append(h)
         acts.append(h)
-        w, b = self.W[-1], self.b[-1]
+        w, b = self.W[-1][sl], self.b[-1][sl]
         wd = (w[:, :, 1] - w[:, :, 0]).unsqueeze(1)  # [K, 1, D]
         bd = (b[:, 1] - b[:, 0]).view(-1, 1, 1)
         # [1, D] x [D, M] per model: batched GEMVs are ~4x faster in this orientation on CPU
         margin = torch.baddbmm(bd, wd, h.transpose(1, 2)).squeeze(1)
         return margin, acts, pre, post
 
-    def _backward_dz(self, d: torch.Tensor, pre, post) -> list[torch.Tensor]:
+    def _backward_dz(self, d: torch.Tensor, pre, post, sl: slice = _ALL) -> list[torch.Tensor]:
         """Gradients w.r.t. every hidden layer's output [K, M, H], from the margin's gradient d
         [K, M] (per sample); the last layer's is (-d, d) and is not materialised."""
         dzs: list[torch.Tensor] = []
         L = len(self.W)
         if L == 1:
             return dzs
-        w = self.W[-1]
+        w = self.W[-1][sl]
         dh = d.unsqueeze(-1) * (w[:, :, 1] - w[:, :, 0]).unsqueeze(1)
         for i in range(L - 1, 0, -1):
             if i < L - 1:
-                dh = torch.bmm(dzs[0], self.W[i].transpose(1, 2))
+                dh = torch.bmm(dzs[0], self.W[i][sl].transpose(1, 2))
             if self.cfg.activation == "relu":
                 dzs.insert(0, torch.ops.aten.threshold_backward(dh, post[i - 1], 0.0))
             else:
@@ -531,10 +572,15 @@ class _Trainer:
         gb.append(torch.cat((-s, s), -1))
         return [*gW, *gb]
 
-    def _sq_norms(self, acts, dzs, d: torch.Tensor) -> torch.Tensor:
-        """Per-sample squared gradient norms over all parameters (ghost norms), [K, M]."""
-        last = torch.stack((-d, d), -1)
-        return ghost_sq_norms(acts, [*dzs, last])
+    @staticmethod
+    def _sq_norms(acts, dzs, d: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample squared gradient norms over all parameters (ghost norms, see dp.py), [K, M].
+
+        ``x_sq``: the inputs' squared norms, if known (they are fixed data: computed once).
+        The last layer's output gradient (-d, d) has squared norm 2 d^2.
+        """
+        a_sq = [x_sq if (i == 0 and x_sq is not None) else _sq(a) for i, a in enumerate(acts)]
+        return ghost_sq_norms(a_sq, [*[_sq(dz) for dz in dzs], 2.0 * d * d])
 
     @staticmethod
     def _margin_grad(margin, yb, validf) -> torch.Tensor:
@@ -563,25 +609,27 @@ class _Trainer:
         done = 0
         use_pen = self.fairness is not None and bool((self.lam > 0).any())
         for _ in range(self.cfg.epochs):
-            idx_all, valid_all = self._epoch_batches()
-            y_all = torch.from_numpy(self.y_np[idx_all])  # one gather per epoch, not per step
-            valid_all = torch.from_numpy(valid_all).float()
-            counts_all = valid_all.sum(2).clamp(min=1)
+            idx_np, valid_np = self._epoch_batches()
+            y_all = torch.from_numpy(self.y_np[idx_np])  # one gather per epoch, not per step
+            idx_all, valid_all = torch.from_numpy(idx_np), torch.from_numpy(valid_np)
+            counts_all = valid_all.sum(2).clamp(min=1)  # [K, S]
             for s in range(S):
-                idx = torch.from_numpy(idx_all[s])
-                validf, yb = valid_all[s], y_all[s]
-                active = (validf[:, 0] > 0).float()  # padding sits at the end of a schedule
-                margin, acts, pre, post = self._forward(self._gather(idx))
-                d = self._margin_grad(margin, yb, validf) / counts_all[s].view(-1, 1)
-                if use_pen:
-                    d = d + self._penalty_grad(margin, yb, validf, idx)
-                dzs = self._backward_dz(d, pre, post)
-                self._step(self._param_grads(acts, dzs, d), active)
+                active = valid_all[:, s, 0]  # padding ends a schedule
+                for sl in self.chunks:
+                    idx, validf, yb = idx_all[sl, s], valid_all[sl, s], y_all[sl, s]
+                    margin, acts, pre, post = self._forward(self._gather(idx), sl)
+                    d = self._margin_grad(margin, yb, validf) / counts_all[sl, s].view(-1, 1)
+                    if use_pen:
+                        d = d + self._penalty_grad(margin, yb, validf, idx, sl)
+                    dzs = self._backward_dz(d, pre, post, sl)
+                    for buf, g in zip(self.grads, self._param_grads(acts, dzs, d), strict=True):
+                        buf[sl] = g
+                self._step(self.grads, active)
                 done += 1
                 if progress is not None:
                     progress(done, total)
 
-    def _penalty_grad(self, margin, yb, validf, idx) -> torch.Tensor:
+    def _penalty_grad(self, margin, yb, validf, idx, sl: slice = _ALL) -> torch.Tensor:
         """Gradient of lambda_k * penalty_k w.r.t. the margins [K, M] (autograd on [K, M] only)."""
         assert self.fairness is not None and self.groups is not None and self.n_groups is not None
         m = margin.detach().requires_grad_(True)
@@ -595,7 +643,7 @@ class _Trainer:
                 self.fairness.penalty,
                 self.fairness.reduce,
             )
-            (grad,) = torch.autograd.grad((self.lam * pen).sum(), m)
+            (grad,) = torch.autograd.grad((self.lam[sl] * pen).sum(), m)
         return grad
 
     def _run_dp(self, progress) -> tuple[list[float], list[float]]:
@@ -642,13 +690,17 @@ class _Trainer:
             )  # [K, T, N]
         n_terms = 0 if lin_w is None else lin_w.shape[1]
         eps = []
+        eps_cache: dict[tuple, float] = {}  # models with equal (sigma, q, steps) share epsilon
         for k in range(self.K):
-            mech = [(sigma[k], q[k], steps[k])]
+            mech = [(float(sigma[k]), float(q[k]), int(steps[k]))]
             if group_clip:
-                mech.append((dp.norm_noise_multiplier, q[k], steps[k]))
+                mech.append((dp.norm_noise_multiplier, float(q[k]), int(steps[k])))
             if use_fair:
-                mech.append((dp.fairness_noise_multiplier, q[k], steps[k]))
-            eps.append(compute_epsilon(mech, dp.delta, dp.accountant))
+                mech.append((dp.fairness_noise_multiplier, float(q[k]), int(steps[k])))
+            key = tuple(mech)
+            if key not in eps_cache:
+                eps_cache[key] = compute_epsilon(mech, dp.delta, dp.accountant)
+            eps.append(eps_cache[key])
 
         if group_clip:
             assert self.groups_np is not None
@@ -686,13 +738,19 @@ class _Trainer:
             exp_lo = torch.stack(
                 [(lin_w[k] < 0).sum(1).float() * q[k] for k in range(self.K)]
             ).clamp(min=1e-9)
+        x_sq = _sq(self.X)  # the data's squared row norms, for the first layer's ghost norm
+        block = int(max(1, np.ceil(self.n_rows / B).max()))  # draw an epoch's batches at once
         for step in range(total):
-            active_np = step < steps
-            idx_np, valid_np = self._poisson_batch(q, active_np)
-            idx = torch.from_numpy(idx_np)
-            validf = torch.from_numpy(valid_np).float()
-            active = torch.from_numpy(active_np).float()
-            xb, yb = self._gather(idx), self.y[idx]
+            if step % block == 0:
+                idx_blk, valid_blk = self._poisson_batches(q, steps, step, block)
+                width = np.maximum(valid_blk.sum(2).max(1), 1)  # largest batch of each step
+                y_blk = torch.from_numpy(self.y_np[idx_blk])
+                valid_blk = torch.from_numpy(valid_blk).float()
+            j, w = step % block, int(width[step % block])  # pad to this step's largest batch only
+            idx = torch.from_numpy(idx_blk[j, :, :w])
+            validf, yb = valid_blk[j, :, :w], y_blk[j, :, :w]
+            active = torch.from_numpy(step < steps).float()
+            xb = self._gather(idx)
             margin, acts, pre, post = self._forward(xb)
             d = self._margin_grad(margin, yb, validf)
             if lin_w is not None:
@@ -714,7 +772,7 @@ class _Trainer:
                 coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [K, M]
                 d = d + self.lam.view(-1, 1) * coef * p1 * (1 - p1)
             dzs = self._backward_dz(d, pre, post)
-            sq = self._sq_norms(acts, dzs, d)
+            sq = self._sq_norms(acts, dzs, d, x_sq[idx])
             if group_clip:
                 gb = gcodes[idx]  # [K, M]
                 oh = torch.nn.functional.one_hot(gb, G).float() * validf.unsqueeze(-1)
