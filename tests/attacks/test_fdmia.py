@@ -69,3 +69,18 @@ def test_driver_trains_pairs_in_one_call():
     )
     assert "group" in res.attacks["fd_mia_abs"].metrics.by_group
     assert res.discrepancy_members.mean() > 0  # the two models really differ
+
+
+def test_driver_pair_without_intervention_is_identical_and_at_chance():
+    """Weight 0: the 'fair' model is the biased one (shared seed), so FD-MIA has nothing to use."""
+    ds = make_synthetic(1200, n_features=4, shift=2.0, seed=3)
+    X = ds.features.to_numpy(np.float32).copy()
+    g = (ds.sensitive["group"] == "minority").to_numpy().astype(np.int64)
+    sp = make_audit_split(len(ds), seed=0)
+    res = run_fd_mia(
+        X, ds.y, g, sp.members, sp.nonmembers, sp.population,
+        fairness=FairnessConfig("demographic_parity", 0.0), config=TrainConfig(hidden=(16,), epochs=3),
+        n_bootstrap=0,
+    )  # fmt: skip
+    assert np.all(res.discrepancy_members == 0) and np.all(res.discrepancy_nonmembers == 0)
+    assert res.attacks["fd_mia_abs"].metrics.auc == pytest.approx(0.5)

@@ -23,7 +23,7 @@ from fairleak.attacks.shadow import ShadowAttack
 from fairleak.attacks.suite import AttackResult
 from fairleak.attacks.threshold import best_threshold
 from fairleak.errors import DataValidationError
-from fairleak.train import FairnessConfig, TrainConfig, train_ensemble
+from fairleak.train import FairnessConfig, TrainConfig, model_seeds, train_ensemble
 
 __all__ = ["FDMIAResult", "fd_mia", "fd_mia_features", "run_fd_mia"]
 
@@ -140,7 +140,8 @@ def run_fd_mia(
     n_bootstrap: int = 200,
 ) -> FDMIAResult:
     """Train the target pair (on ``members``) and a shadow pair (on half of ``population``) in one
-    ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``."""
+    ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``;
+    the models of a pair share their seed (initialisation and batch order)."""
     rng = np.random.default_rng(seed)
     pop = rng.permutation(population)
     shadow_in, shadow_out = pop[: len(pop) // 2], pop[len(pop) // 2 :]
@@ -148,9 +149,12 @@ def run_fd_mia(
     masks[0, members] = masks[1, members] = True
     masks[2, shadow_in] = masks[3, shadow_in] = True
     lam = fairness.weight
+    # The two models of a pair share initialisation and batch order, so that their
+    # discrepancy comes from the fairness intervention alone (as in the audit pipeline).
+    s_target, s_shadow = model_seeds(seed, 2)
     ens = train_ensemble(
-        X, y, masks, config=config or TrainConfig(), seed=seed, groups=train_groups,
-        fairness=fairness, fairness_weights=[0.0, lam, 0.0, lam],
+        X, y, masks, config=config or TrainConfig(), seeds=[s_target, s_target, s_shadow, s_shadow],
+        groups=train_groups, fairness=fairness, fairness_weights=[0.0, lam, 0.0, lam],
     )  # fmt: skip
     audit = np.concatenate([members, nonmembers])
     is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]

@@ -33,23 +33,32 @@ __all__ = [
     "train_shard",
 ]
 
-_ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "elu": torch.nn.functional.elu,
-}
+def _activate_(z: torch.Tensor, name: str) -> torch.Tensor:
+    """The activation of a freshly computed pre-activation, in place where its backward needs
+    only the output (relu, tanh, sigmoid); elu keeps z for its backward.
 
-
-def _act_grad(name: str, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """Derivative of the activation at pre-activation z (h = act(z))."""
+    tanh is computed as 2 sigmoid(2z) - 1: torch's CPU tanh kernel measured ~4x slower than this
+    chain of in-place ops (which agrees with it to ~2e-7), and tanh is the paper's activation.
+    """
     if name == "relu":
-        return (z > 0).to(z.dtype)
+        return torch.relu_(z)
     if name == "tanh":
-        return 1.0 - h * h
+        return z.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
     if name == "sigmoid":
-        return h * (1.0 - h)
-    return torch.where(z > 0, torch.ones_like(z), h + 1.0)  # elu, alpha = 1
+        return z.sigmoid_()
+    return torch.nn.functional.elu(z)
+
+
+def _act_backward(name: str, dh: torch.Tensor, z: torch.Tensor | None, h: torch.Tensor):
+    """Gradient w.r.t. the pre-activation from the gradient w.r.t. the output h (fused kernels)."""
+    if name == "relu":
+        return torch.ops.aten.threshold_backward(dh, h, 0.0)
+    if name == "tanh":
+        return torch.ops.aten.tanh_backward(dh, h)
+    if name == "sigmoid":
+        return torch.ops.aten.sigmoid_backward(dh, h)
+    assert z is not None
+    return dh * torch.where(z > 0, torch.ones_like(z), h + 1.0)  # elu, alpha = 1
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -156,14 +165,13 @@ class Ensemble:
         width = max([self.n_features, *self.config.hidden, 2])
         chunk = max(1, int(chunk_bytes // (4 * K * width)))
         out = torch.empty((K, N, 2), dtype=torch.float32)
-        act = _ACT[self.config.activation]
         L = len(self.weights)
         for s in range(0, N, chunk):
             h = Xt[s : s + chunk].unsqueeze(0).expand(K, -1, -1)
             for l_, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
                 h = _linear(h, w, b)
                 if l_ < L - 1:
-                    h = act(h)
+                    h = _activate_(h, self.config.activation)
             out[:, s : s + chunk] = h
         return out.numpy()
 
@@ -523,18 +531,14 @@ class _Trainer:
     def _forward(self, xb: torch.Tensor, sl: slice = _ALL):
         """Margin z1 - z0 [k, M] of models ``sl``, the layers' inputs, pre-activations and
         activations."""
-        act = _ACT[self.cfg.activation]
+        name = self.cfg.activation
         acts, pre, post = [], [], []
         h = xb
         for i in range(len(self.W) - 1):
             acts.append(h)
             z = _linear(h, self.W[i][sl], self.b[i][sl])
-            if self.cfg.activation == "relu":
-                h = torch.relu_(z)  # threshold_backward only needs the output
-                pre.append(h)
-            else:
-                pre.append(z)
-                h = act(z)
+            h = _activate_(z, name)
+            pre.append(z if name == "elu" else None)  # only elu's backward needs z
             post.append(h)
         acts.append(h)
         w, b = self.W[-1][sl], self.b[-1][sl]
@@ -556,10 +560,7 @@ class _Trainer:
         for i in range(L - 1, 0, -1):
             if i < L - 1:
                 dh = torch.bmm(dzs[0], self.W[i][sl].transpose(1, 2))
-            if self.cfg.activation == "relu":
-                dzs.insert(0, torch.ops.aten.threshold_backward(dh, post[i - 1], 0.0))
-            else:
-                dzs.insert(0, dh * _act_grad(self.cfg.activation, pre[i - 1], post[i - 1]))
+            dzs.insert(0, _act_backward(self.cfg.activation, dh, pre[i - 1], post[i - 1]))
         return dzs
 
     def _param_grads(self, acts, dzs, d: torch.Tensor) -> list[torch.Tensor]:
