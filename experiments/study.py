@@ -35,45 +35,68 @@ def prepare(name: str, seed: int):
 
 
 def study_fd_mia(args, out: Path) -> pd.DataFrame:
-    rows, figs = [], []
+    rows, group_rows, hist_rows, figs = [], [], [], []
     cfg = TrainConfig(hidden=(64,), epochs=args.fd_epochs, lr=3e-3, batch_size=128)
     for name in DATASETS:
-        ds, split, X, codes = prepare(name, args.seed)
-        for lam in args.weights:
-            t0 = time.perf_counter()
-            res = run_fd_mia(
-                X, ds.y, codes[:, :1], split.members, split.nonmembers, split.population,
-                fairness=FairnessConfig("demographic_parity", lam), config=cfg, seed=args.seed,
-                groups_audit=ds.sensitive.iloc[split.audit], n_bootstrap=args.bootstrap,
-            )  # fmt: skip
-            for attack, r in res.attacks.items():
-                m = r.metrics
-                rows.append({"dataset": name, "fairness_weight": lam, "attack": attack, "auc": m.auc,
-                             "auc_ci": m.ci.get("auc"), "tpr_at_1%_fpr": m.tpr_at_1_fpr,
-                             "n_members": m.n_members, "n_nonmembers": m.n_nonmembers,
-                             "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
-            if lam == max(args.weights):
-                edges = np.linspace(
-                    0, max(res.discrepancy_members.max(), res.discrepancy_nonmembers.max()), 40
-                )
-                fig = go.Figure([
-                    go.Histogram(x=res.discrepancy_members, xbins={"start": 0, "end": edges[-1], "size": edges[1]},
-                                 histnorm="probability", name="members", opacity=0.6),
-                    go.Histogram(x=res.discrepancy_nonmembers, xbins={"start": 0, "end": edges[-1], "size": edges[1]},
-                                 histnorm="probability", name="non-members", opacity=0.6),
-                ])  # fmt: skip
-                fig.update_layout(barmode="overlay", title=f"{name}: |p_b - p_f| for members vs non-members "
-                                  f"(demographic parity penalty on {DATASETS[name][0]}, weight {lam})",
-                                  xaxis_title="|p_b(y|x) - p_f(y|x)|", yaxis_title="share")  # fmt: skip
-                figs.append(fig)
+        attr = DATASETS[name][0]
+        for seed in range(args.fd_seeds):
+            ds, split, X, codes = prepare(name, seed)
+            for lam in args.weights:
+                t0 = time.perf_counter()
+                res = run_fd_mia(
+                    X, ds.y, codes[:, :1], split.members, split.nonmembers, split.population,
+                    fairness=FairnessConfig("demographic_parity", lam), config=cfg, seed=seed,
+                    groups_audit=ds.sensitive.iloc[split.audit][[attr]], n_bootstrap=args.bootstrap,
+                )  # fmt: skip
+                secs = round(time.perf_counter() - t0, 1)
+                for attack, r in res.attacks.items():
+                    m = r.metrics
+                    rows.append({"dataset": name, "seed": seed, "fairness_weight": lam, "attack": attack,
+                                 "auc": m.auc, "auc_ci": m.ci.get("auc"), "tpr_at_1%_fpr": m.tpr_at_1_fpr,
+                                 "n_members": m.n_members, "n_nonmembers": m.n_nonmembers,
+                                 "seconds": secs})  # fmt: skip
+                    for g, gm in m.by_group.get(attr, {}).items():
+                        group_rows.append({"dataset": name, "seed": seed, "fairness_weight": lam,
+                                           "attack": attack, "attribute": attr, "group": g, "auc": gm.auc,
+                                           "n_members": gm.n_members, "n_nonmembers": gm.n_nonmembers})  # fmt: skip
+                # the members' and non-members' discrepancy, as the seed blog's histogram
+                hi = max(res.discrepancy_members.max(), res.discrepancy_nonmembers.max(), 1e-9)
+                edges = np.linspace(0, hi, 21)
+                hm = np.histogram(res.discrepancy_members, edges)[0] / len(res.discrepancy_members)
+                hn = np.histogram(res.discrepancy_nonmembers, edges)[0] / len(res.discrepancy_nonmembers)
+                hist_rows.append({"dataset": name, "seed": seed, "fairness_weight": lam,
+                          "mean_disc_members": float(res.discrepancy_members.mean()),
+                          "mean_disc_nonmembers": float(res.discrepancy_nonmembers.mean()),
+                          "edges": edges.round(4).tolist(), "share_members": hm.round(4).tolist(),
+                          "share_nonmembers": hn.round(4).tolist()})  # fmt: skip
+                if seed == 0 and lam == max(args.weights):
+                    fig = go.Figure([
+                        go.Histogram(x=res.discrepancy_members, xbins={"start": 0, "end": hi, "size": hi / 40},
+                                     histnorm="probability", name="members", opacity=0.6),
+                        go.Histogram(x=res.discrepancy_nonmembers, xbins={"start": 0, "end": hi, "size": hi / 40},
+                                     histnorm="probability", name="non-members", opacity=0.6),
+                    ])  # fmt: skip
+                    fig.update_layout(barmode="overlay", title=f"{name}: |p_b - p_f| for members vs non-members "
+                                      f"(demographic parity penalty on {attr}, weight {lam}, seed {seed})",
+                                      xaxis_title="|p_b(y|x) - p_f(y|x)|", yaxis_title="share")  # fmt: skip
+                    figs.append(fig)
     df = pd.DataFrame(rows)
     df.to_csv(out / "fd_mia.csv", index=False)
+    pd.DataFrame(group_rows).to_csv(out / "fd_mia_by_group.csv", index=False)
+    (out / "fd_mia_discrepancy.json").write_text(json.dumps(hist_rows, indent=1))
     html = "".join(
         f.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False)
         for i, f in enumerate(figs)
     )
     (out / "fd_mia_histograms.html").write_text(f"<html><body>{html}</body></html>")
-    return df
+    summary = (
+        df.groupby(["dataset", "fairness_weight", "attack"])
+        .agg(auc_mean=("auc", "mean"), auc_std=("auc", "std"),
+             tpr1_mean=("tpr_at_1%_fpr", "mean"), tpr1_std=("tpr_at_1%_fpr", "std"))
+        .reset_index()
+    )  # fmt: skip
+    summary.to_csv(out / "fd_mia_summary.csv", index=False)
+    return summary
 
 
 def study_group_risk(args, out: Path) -> pd.DataFrame:
@@ -153,11 +176,11 @@ def main() -> None:
     ap.add_argument("--only", choices=["fd_mia", "group_risk", "dpsgd_s"], nargs="*")
     args = ap.parse_args()
     args.weights = [0.5, 1.0, 2.0, 5.0]
-    args.fd_epochs, args.bootstrap = 40, 200
-    args.seeds, args.models, args.gr_epochs = 5, 64, 20
+    args.fd_epochs, args.fd_seeds, args.bootstrap = 40, 3, 200
+    args.seeds, args.models, args.gr_epochs = 5, 400, 20
     args.epsilons, args.dp_models, args.dp_epochs = [1.0, 10.0], 32, 10
     if args.quick:
-        args.weights, args.fd_epochs, args.bootstrap = [1.0], 5, 20
+        args.weights, args.fd_epochs, args.fd_seeds, args.bootstrap = [1.0], 5, 1, 20
         args.seeds, args.models, args.gr_epochs = 1, 8, 2
         args.epsilons, args.dp_models, args.dp_epochs = [10.0], 4, 1
         args.out = args.out.with_name(args.out.name + "-quick")
