@@ -67,6 +67,23 @@ def test_gprp_of_identical_groups_is_about_zero_and_detects_a_gap():
     assert set(d["gprp"]["g"]) == {"pa_alooa", "pa_alooa_heldout", "pa_ga", "pa_gba"}
 
 
+def test_tiny_groups_are_marked_and_left_out_of_gprp():
+    rng = np.random.default_rng(6)
+    R, N = 40, 2000
+    m = pa_alooa_masks(N, R, seed=7)
+    labels = np.where(np.arange(N) < 10, "tiny", np.where(rng.random(N) < 0.5, "a", "b"))
+    scores = rng.normal(size=(R, N)) + 0.5 * m
+    scores[:, :10] += 3.0 * m[:, :10]  # the 10-record group leaks far more
+    res = group_risk_from_scores(scores, m, pd.DataFrame({"g": labels}), min_group_size=30)
+    g = res.gpr["g"]["pa_alooa"]
+    assert g["tiny"]["too_small"] and g["tiny"]["n"] == 10 and not g["a"]["too_small"]
+    assert res.gprp["g"]["pa_alooa"] == pytest.approx(abs(g["a"]["gpr"] - g["b"]["gpr"]))
+    loose = group_risk_from_scores(scores, m, pd.DataFrame({"g": labels}), min_group_size=1)
+    assert loose.gprp["g"]["pa_alooa"] > 0.5  # with the tiny group in, it decides GPRP
+    only_one = group_risk_from_scores(scores, m, pd.DataFrame({"g": labels}), min_group_size=1500)
+    assert only_one.gprp["g"]["pa_alooa"] is None  # fewer than two groups to compare
+
+
 def test_game_end_to_end_with_the_ensemble_trainer():
     ds = make_synthetic(600, n_features=5, label_noise=3.0, seed=0)
     X = ds.features.to_numpy(np.float32).copy()

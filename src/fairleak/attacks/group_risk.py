@@ -30,6 +30,7 @@ __all__ = [
     "GroupRiskResult",
     "best_accuracy_per_model",
     "gpr_by_group",
+    "gprp",
     "ipr_heldout",
     "ipr_oracle",
     "ipr_oracle_direct",
@@ -125,13 +126,27 @@ def best_accuracy_per_model(scores: np.ndarray, is_in: np.ndarray) -> tuple[np.n
     return best / scores.shape[1], thr
 
 
-def gpr_by_group(values: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
-    """Mean (GPR), std and count of per-record values within each group."""
+def gpr_by_group(
+    values: np.ndarray, labels: np.ndarray, *, min_group_size: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Mean (GPR), std and count of per-record values within each group; groups with fewer
+    than ``min_group_size`` records are marked ``too_small``."""
     out = {}
     for g in sorted(set(labels.tolist())):
         v = values[labels == g]
-        out[str(g)] = {"gpr": float(v.mean()), "std": float(v.std()), "n": len(v)}
+        out[str(g)] = {
+            "gpr": float(v.mean()),
+            "std": float(v.std()),
+            "n": len(v),
+            "too_small": len(v) < min_group_size,
+        }
     return out
+
+
+def gprp(groups: dict[str, dict[str, Any]]) -> float | None:
+    """max_k GPR_k - min_k GPR_k over the groups that are not too small (None if fewer than 2)."""
+    vals = [v["gpr"] for v in groups.values() if not v.get("too_small", False)]
+    return float(max(vals) - min(vals)) if len(vals) >= 2 else None
 
 
 @dataclass
@@ -143,8 +158,9 @@ class GroupRiskResult:
     ipr_heldout: np.ndarray
     audited: np.ndarray
     gpr: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
-    gprp: dict[str, dict[str, float]] = field(default_factory=dict)
+    gprp: dict[str, dict[str, float | None]] = field(default_factory=dict)
     accuracy_out: float | None = None
+    min_group_size: int = 1
     accuracy_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,9 +173,12 @@ class GroupRiskResult:
             },
             "gpr": self.gpr,
             "gprp": self.gprp,
+            "min_group_size": self.min_group_size,
             "notes": [
                 "pa_alooa uses each record's oracle threshold (optimistic); pa_alooa_heldout chooses it "
                 "on half of the model pairs and measures on the other half.",
+                f"Groups with fewer than {self.min_group_size} audited records are marked too_small "
+                "and left out of GPRP (null when fewer than two groups remain).",
             ],
         }
 
@@ -171,9 +190,19 @@ class GroupRiskResult:
 
 
 def group_risk_from_scores(
-    scores: np.ndarray, is_in: np.ndarray, sensitive: Any, *, intersections: bool = True
+    scores: np.ndarray,
+    is_in: np.ndarray,
+    sensitive: Any,
+    *,
+    intersections: bool = True,
+    min_group_size: int = 30,
 ) -> GroupRiskResult:
-    """All figures from the game's scores [R, N] (-loss) and membership [R, N] of audited rows."""
+    """All figures from the game's scores [R, N] (-loss) and membership [R, N] of audited rows.
+
+    Groups with fewer than ``min_group_size`` audited records are reported (marked
+    ``too_small``) but left out of GPRP: a mean over a handful of records is noise, and the
+    largest minus the smallest of several noisy means would measure the noise.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     is_in = np.asarray(is_in, dtype=bool)
     sf = normalize_sensitive(sensitive, n_rows=scores.shape[1])
@@ -189,26 +218,21 @@ def group_risk_from_scores(
             sel = labels == g
             acc_ga = correct_global[:, sel].mean(1)  # per model, at its global threshold
             acc_gba, _ = best_accuracy_per_model(scores[:, sel], is_in[:, sel])
-            ga[str(g)] = {
-                "gpr": float((2 * acc_ga - 1).mean()),
-                "std": float((2 * acc_ga - 1).std()),
-                "n": int(sel.sum()),
-            }
-            gba[str(g)] = {
-                "gpr": float((2 * acc_gba - 1).mean()),
-                "std": float((2 * acc_gba - 1).std()),
-                "n": int(sel.sum()),
-            }
+            for out, acc in ((ga, acc_ga), (gba, acc_gba)):
+                out[str(g)] = {
+                    "gpr": float((2 * acc - 1).mean()),
+                    "std": float((2 * acc - 1).std()),
+                    "n": int(sel.sum()),
+                    "too_small": int(sel.sum()) < min_group_size,
+                }
         res.gpr[attr] = {
-            "pa_alooa": gpr_by_group(ipr, labels),
-            "pa_alooa_heldout": gpr_by_group(ipr_h, labels),
+            "pa_alooa": gpr_by_group(ipr, labels, min_group_size=min_group_size),
+            "pa_alooa_heldout": gpr_by_group(ipr_h, labels, min_group_size=min_group_size),
             "pa_ga": ga,
             "pa_gba": gba,
         }
-        res.gprp[attr] = {
-            method: float(max(v["gpr"] for v in d.values()) - min(v["gpr"] for v in d.values()))
-            for method, d in res.gpr[attr].items()
-        }
+        res.gprp[attr] = {method: gprp(d) for method, d in res.gpr[attr].items()}
+    res.min_group_size = min_group_size
     return res
 
 
@@ -225,6 +249,7 @@ def run_pa_alooa(
     fairness: FairnessConfig | None = None,
     train_groups: np.ndarray | None = None,
     intersections: bool = True,
+    min_group_size: int = 30,
     progress: Callable[[int, int], None] | None = None,
 ) -> GroupRiskResult:
     """Play the PA-ALOOA game on (X, y): train R models at once, score, and compute every figure.
@@ -245,7 +270,9 @@ def run_pa_alooa(
     ]
     scores = zy - np.logaddexp(z[..., 0], z[..., 1])  # -loss, from logits
     sf = normalize_sensitive(sensitive, n_rows=len(y)).iloc[audited].reset_index(drop=True)
-    res = group_risk_from_scores(scores, masks[:, audited], sf, intersections=intersections)
+    res = group_risk_from_scores(
+        scores, masks[:, audited], sf, intersections=intersections, min_group_size=min_group_size
+    )
     res.audited = audited
     # Utility of the game's models: accuracy on the records each model did not train on.
     out = ~masks[:, audited]

@@ -132,6 +132,9 @@ class GroupRiskSection(_Strict):
         ge=10,
         description="audit a random subset of this size (m-audited-records variant); null: all",
     )
+    min_group_size: int = Field(
+        30, ge=1, description="groups with fewer audited records are marked too small, not in GPRP"
+    )
 
     @field_validator("n_models")
     @classmethod

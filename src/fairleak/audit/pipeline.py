@@ -340,8 +340,9 @@ def run_audit(
         zy = np.where(yy[None, :] == 1, z[..., 1], z[..., 0])
         scores = zy - np.logaddexp(z[..., 0], z[..., 1])
         grr = group_risk_from_scores(
-            scores, masks[:, audited], sens_audit.iloc[audited].reset_index(drop=True)
-        )
+            scores, masks[:, audited], sens_audit.iloc[audited].reset_index(drop=True),
+            min_group_size=gr.min_group_size,
+        )  # fmt: skip
         models_out[name]["group_risk"] = grr.to_dict()
         gr_records.append(pd.DataFrame({"model": name, "row": ds.source_rows[rows][audited],
                                         "ipr": grr.ipr, "ipr_heldout": grr.ipr_heldout}))  # fmt: skip

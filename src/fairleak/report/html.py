@@ -228,8 +228,11 @@ def render_report(results: dict[str, Any]) -> str:
                             x=[_e(g) for g in gl], y=[groups[g]["gpr"] for g in gl], name=_e(method)
                         )
                     )
+                small = sorted({g for groups in methods.values() for g, v in groups.items() if v.get("too_small")})
                 fig.update_layout(**_layout(f"GPR per group of {gattr} ({name}); GPRP: " + ", ".join(
-                    f"{k} {v:.3f}" for k, v in gr["gprp"][gattr].items()), barmode="group", yaxis_title="GPR"))  # fmt: skip
+                    f"{k} {_fmt(v)}" for k, v in gr["gprp"][gattr].items())
+                    + (f"; too small, not in GPRP: {', '.join(small)}" if small else ""),
+                    barmode="group", yaxis_title="GPR"))  # fmt: skip
                 p.fig(fig)
             for note in gr.get("notes", []):
                 p.add(f'<p class="note">{_e(note)}</p>')
