@@ -1,7 +1,7 @@
 """The fairness-meets-privacy study (issue 6): FD-MIA vs fairness weight, group privacy risk
 (PA-ALOOA vs PA-GA vs PA-GBA over seeds), and DP-SGD vs DP-SGD-S.
 
-Writes tables (CSV + Markdown), figures (self-contained HTML) and settings.json under
+Writes tables (CSV / JSON), figures (HTML, plotly.js from its CDN) and settings.json under
 experiments/results/ (or --out). Every number in docs/EXPERIMENTS.md comes from here.
 
     python experiments/study.py            # the recorded settings (about 15-25 minutes on 2 cores)
@@ -85,7 +85,7 @@ def study_fd_mia(args, out: Path) -> pd.DataFrame:
     pd.DataFrame(group_rows).to_csv(out / "fd_mia_by_group.csv", index=False)
     (out / "fd_mia_discrepancy.json").write_text(json.dumps(hist_rows, indent=1))
     html = "".join(
-        f.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False)
+        f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
         for i, f in enumerate(figs)
     )
     (out / "fd_mia_histograms.html").write_text(f"<html><body>{html}</body></html>")
@@ -127,7 +127,7 @@ def study_group_risk(args, out: Path) -> pd.DataFrame:
                 for method, groups in res.gpr[attr].items():
                     for g, v in groups.items():
                         rows.append({"dataset": name, "seed": seed, "attribute": attr, "method": method,
-                                     "group": g, "n": v["n"], "gpr": v["gpr"],
+                                     "group": g, "n": v["n"], "too_small": v["too_small"], "gpr": v["gpr"],
                                      "gprp": res.gprp[attr][method], "seconds": round(secs, 1)})  # fmt: skip
     df = pd.DataFrame(rows)
     df.to_csv(out / "group_risk.csv", index=False)

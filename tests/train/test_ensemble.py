@@ -265,3 +265,35 @@ def test_shard_round_trip_through_state(data):
     ens = train_ensemble(X, y, _masks(len(y), 2), config=TrainConfig(hidden=(4,), epochs=1))
     again = Ensemble.from_state(ens.state_dict(), ens.metadata())
     np.testing.assert_array_equal(again.predict_logits(X), ens.predict_logits(X))
+
+
+def test_dp_batches_are_poisson_samples_of_each_models_rows():
+    """DP accounting assumes Poisson sampling: every row joins each step independently with
+    probability q. Check inclusion rates, batch-size mean and variance, and that a model only
+    ever samples its own rows, once per step."""
+    from fairleak.train.ensemble import _Trainer
+
+    n, K, steps, B = 3000, 3, 400, 60
+    X = np.zeros((n, 2), np.float32)
+    y = np.zeros(n, np.int64)
+    masks = np.zeros((K, n), bool)
+    masks[0, :1000] = masks[1, 500:2500] = masks[2] = True
+    cfg = TrainConfig(hidden=(), epochs=1, batch_size=B)
+    tr = _Trainer(X, y, masks, model_seeds(0, K), cfg, None, None, np.zeros(K, np.float32), None)
+    q = B / masks.sum(1)
+    idx, valid = tr._poisson_batches(q, np.full(K, steps), 0, steps)
+    for k in range(K):
+        counts = np.zeros(n)
+        sizes = valid[:, k].sum(1)
+        for t in range(steps):
+            rows = idx[t, k][valid[t, k]]
+            assert len(np.unique(rows)) == len(rows) and masks[k, rows].all()
+            counts[rows] += 1
+        nk = masks[k].sum()
+        assert abs(sizes.mean() - nk * q[k]) < 4 * np.sqrt(nk * q[k] * (1 - q[k]) / steps)
+        assert sizes.var() == pytest.approx(nk * q[k] * (1 - q[k]), rel=0.25)
+        rate = counts[masks[k]] / steps
+        assert abs(rate.mean() - q[k]) < 0.01 and rate.std() < 2 * np.sqrt(q[k] * (1 - q[k]) / steps)
+    # a model whose schedule ended draws nothing
+    _, valid2 = tr._poisson_batches(q, np.array([steps, 5, steps]), 0, 10)
+    assert not valid2[5:, 1].any() and valid2[:5, 1].any()
