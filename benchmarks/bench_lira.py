@@ -33,24 +33,26 @@ def main() -> None:
     cfg = TrainConfig(hidden=(64,), epochs=args.epochs)
     target = train_ensemble(X[audit], y[audit], members[None], config=cfg, seed=0)
     phi_t = logit_scaled_confidence(target.predict_logits(X[audit])[0], y[audit])
-    masks = paired_half_masks(len(y), args.models, seed=1)
+    # reference models on random halves of the audit set: as many rows as the target's
+    masks = paired_half_masks(len(audit), args.models, seed=1)
+    Xa, ya = X[audit], y[audit]
 
     def score(refs):
-        phi = logit_scaled_confidence(refs.predict_logits(X[audit]), y[audit])
-        return lira_scores(phi_t, phi, masks[:, audit])
+        phi = logit_scaled_confidence(refs.predict_logits(Xa), ya)
+        return lira_scores(phi_t, phi, masks)
 
     t_ours, (refs, scores) = timed(
-        lambda: (r := train_ensemble(X, y, masks, config=cfg, seed=1), score(r))
+        lambda: (r := train_ensemble(Xa, ya, masks, config=cfg, seed=1), score(r))
     )
     t_score = timed(lambda: score(refs))[0]
     auc = attack_metrics(scores, members, n_bootstrap=0).auc
     sample = min(args.sample, args.models)
-    t_one = timed(lambda: [conventional(X, y, np.flatnonzero(masks[k]), 64, args.epochs, 256, 1e-3, k)
+    t_one = timed(lambda: [conventional(Xa, ya, np.flatnonzero(masks[k]), 64, args.epochs, 256, 1e-3, k)
                            for k in range(sample)])[0]  # fmt: skip
     t_conv = t_one / sample * args.models + t_score
     print(
-        f"{args.models} reference models (MLP 64, {args.epochs} epochs) on halves of {len(y)} rows; "
-        f"{len(audit)} audit points; LiRA online AUC {auc:.3f}"
+        f"{args.models} reference models (MLP 64, {args.epochs} epochs) on halves of the {len(audit)} "
+        f"audit points (target: {members.sum()} members); LiRA online AUC {auc:.3f}"
     )
     print(
         f"conventional: {sample} models timed, extrapolated to {args.models} (+ the same scoring)"

@@ -139,12 +139,13 @@ def run_fd_mia(
     seed: int = 0,
     n_bootstrap: int = 200,
 ) -> FDMIAResult:
-    """Train the target pair (on ``members``) and a shadow pair (on half of ``population``) in one
-    ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``;
+    """Train the target pair (on ``members``) and a shadow pair (on as many ``population`` rows,
+    evaluated against as many others) in one ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``;
     the models of a pair share their seed (initialisation and batch order)."""
     rng = np.random.default_rng(seed)
     pop = rng.permutation(population)
-    shadow_in, shadow_out = pop[: len(pop) // 2], pop[len(pop) // 2 :]
+    half = min(len(members), len(pop) // 2)  # the shadow pair trains on as many rows as the target
+    shadow_in, shadow_out = pop[:half], pop[half : 2 * half]
     masks = np.zeros((4, len(y)), dtype=bool)
     masks[0, members] = masks[1, members] = True
     masks[2, shadow_in] = masks[3, shadow_in] = True

@@ -161,6 +161,7 @@ class GroupRiskResult:
     gprp: dict[str, dict[str, float | None]] = field(default_factory=dict)
     accuracy_out: float | None = None
     min_group_size: int = 1
+    epsilon: float | None = None  # the game's models' (largest) epsilon when trained with DP
     accuracy_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +275,7 @@ def run_pa_alooa(
         scores, masks[:, audited], sf, intersections=intersections, min_group_size=min_group_size
     )
     res.audited = audited
+    res.epsilon = None if ens.epsilon is None else max(ens.epsilon)
     # Utility of the game's models: accuracy on the records each model did not train on.
     out = ~masks[:, audited]
     correct = (z[..., 1] > z[..., 0]) == (y[audited] == 1)[None, :]

@@ -32,6 +32,7 @@ __all__ = [
     "model_outputs",
     "paired_half_masks",
     "run_attacks",
+    "shadow_pool",
     "train_reference_models",
 ]
 
@@ -116,34 +117,44 @@ def train_reference_models(
     fairness: FairnessConfig | None = None,
     dp: DPConfig | None = None,
     estimator: Any = None,
+    X_extra: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReferenceModels:
     """Train ``n_models`` models on complementary random halves of (X, y), K at once.
 
     With ``estimator`` (any scikit-learn classifier) it is cloned and fitted once per model
-    instead (slower; no exact logits).
+    instead (slower; no exact logits). Outputs cover the rows of X followed by those of
+    ``X_extra`` (rows no model trains on; their masks are false).
     """
     masks = (
         paired_half_masks(len(y), n_models, seed)
         if masks is None
         else np.asarray(masks, dtype=bool)
     )
+    X_all = X if X_extra is None else np.concatenate([X, X_extra])
+    masks_all = masks if X_extra is None else np.pad(masks, ((0, 0), (0, len(X_extra))))
     if estimator is not None:
         probas = []
         for k, m in enumerate(masks):
-            probas.append(
-                np.asarray(clone(estimator).fit(X[m], y[m]).predict_proba(X), dtype=np.float64)
-            )
+            fitted = clone(estimator).fit(X[m], y[m])
+            probas.append(np.asarray(fitted.predict_proba(X_all), dtype=np.float64))
             if progress:
                 progress(k + 1, len(masks))
-        return ReferenceModels(np.stack(probas), None, masks)
+        return ReferenceModels(np.stack(probas), None, masks_all)
     ens = train_ensemble(
         X, y, masks, config=config or TrainConfig(), seed=seed, groups=groups, fairness=fairness,
         dp=dp, progress=progress,
     )  # fmt: skip
-    z = ens.predict_logits(X).astype(np.float64)
+    z = ens.predict_logits(X_all).astype(np.float64)
     p = np.exp(z - z.max(-1, keepdims=True))
-    return ReferenceModels(p / p.sum(-1, keepdims=True), z, masks, ens)
+    return ReferenceModels(p / p.sum(-1, keepdims=True), z, masks_all, ens)
+
+
+def shadow_pool(n_population: int, n_members: int, seed: int = 0) -> np.ndarray:
+    """Population rows the shadow models split into halves: ``2 * n_members`` of them (all if
+    fewer), so that each shadow model trains on as many rows as the target did."""
+    size = min(n_population, 2 * n_members)
+    return np.sort(np.random.default_rng(seed).permutation(n_population)[:size])
 
 
 def run_attacks(
@@ -175,14 +186,17 @@ def run_attacks(
 ) -> dict[str, AttackResult]:
     """Attack ``target`` on the audit points (members and non-members) and measure each attack.
 
-    Reference models for LiRA and RMIA are trained on complementary random halves of a pool made
-    of the audit points and the population (online setting); offline variants use, for each
-    point, the models that did not train on it. Shadow models (Shokri) train on population halves
-    only. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
+    Reference models for LiRA and RMIA are trained on complementary random halves of the audit
+    points, as in LiRA (online setting: the target trained on one such half, so reference models
+    see as many rows as it did and every audit point is IN for half of them); offline variants
+    use, for each point, the models that did not train on it. RMIA compares with population
+    points, which no reference model trains on. Shadow models (Shokri) train on halves of
+    ``2 * n_members`` population rows (:func:`shadow_pool`), again the target's training size. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
     ``groups_train_*`` are the int codes the trainer needs when ``fairness`` or DP-SGD-S is used.
     ``output`` restricts what the target releases (``"label_only"``, ``"top1"``).
-    Pre-trained ``references`` (on audit + population, in that order) and ``shadows`` (on the
-    population) can be passed in, e.g. from a cache.
+    Pre-trained ``references`` (outputs on audit + population, in that order) and ``shadows``
+    (outputs on the population, masks false outside the shadow pool) can be passed in, e.g.
+    from a cache.
     """
     unknown = set(attacks) - set(ALL_ATTACKS)
     if unknown:
@@ -224,14 +238,10 @@ def run_attacks(
     need_refs = any(a.startswith(("lira", "rmia")) for a in attacks)
     if need_refs:
         if references is None:
-            X_pool = np.concatenate([X_audit, X_population])
-            y_pool = np.concatenate([y_audit, y_population])
-            g_pool = None
-            if groups_train_audit is not None and groups_train_population is not None:
-                g_pool = np.concatenate([groups_train_audit, groups_train_population])
             references = train_reference_models(
-                X_pool, y_pool, n_reference, config=config, seed=seed + 1, groups=g_pool,
-                fairness=fairness, dp=dp, estimator=estimator,
+                X_audit, y_audit, n_reference, config=config, seed=seed + 1,
+                groups=groups_train_audit, fairness=fairness, dp=dp, estimator=estimator,
+                X_extra=X_population,
                 progress=(lambda d, t: progress("reference models", d, t)) if progress else None,
             )  # fmt: skip
         ref_p = references.proba
@@ -266,14 +276,20 @@ def run_attacks(
                     lr_z = rmia_likelihood_ratio(conf_tz, conf_rz, ref_in=ref_in_z, offline_a=a)
                     finish(name, rmia_scores(lr_x, lr_z, rmia_gamma))
     if "shadow" in attacks and shadows is None:
+        rows = shadow_pool(len(y_population), int(is_member.sum()), seed + 2)
+        masks = np.zeros((n_shadow, len(y_population)), dtype=bool)
+        masks[:, rows] = paired_half_masks(len(rows), n_shadow, seed + 2)
         shadows = train_reference_models(
-            X_population, y_population, n_shadow, config=config, seed=seed + 2,
+            X_population, y_population, n_shadow, masks=masks, config=config, seed=seed + 2,
             groups=groups_train_population, fairness=fairness, dp=dp, estimator=estimator,
             progress=(lambda d, t: progress("shadow models", d, t)) if progress else None,
         )  # fmt: skip
     if "shadow" in attacks:
         assert shadows is not None
         sp = shadows.proba if output == "full" else restrict_output(shadows.proba, output)
-        atk = ShadowAttack(random_state=seed).fit(sp, y_population, shadows.masks)
+        used = shadows.masks.any(0)  # the shadow pool: IN for half of the models, OUT for half
+        atk = ShadowAttack(random_state=seed).fit(
+            sp[:, used], y_population[used], shadows.masks[:, used]
+        )
         finish("shadow", atk.score(proba_t, y_audit))
     return {a: results[a] for a in attacks if a in results}

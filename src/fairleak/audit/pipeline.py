@@ -30,6 +30,7 @@ from fairleak.attacks import (
     pa_alooa_masks,
     paired_half_masks,
     run_attacks,
+    shadow_pool,
 )
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.config import AuditConfig, ModelSpec, TrainSection
@@ -250,17 +251,25 @@ def run_audit(
             }  # fmt: skip
             group_rows.append({"model": name, "table": "fairness", **row})
         # 4. attacks (reference and shadow models with the same recipe)
+        # reference models: halves of the audit set (the target trained on one such half);
+        # shadow models: halves of 2 x |members| population rows (see attacks.run_attacks)
         ac = cfg.attacks
-        ref_masks = paired_half_masks(len(pool), ac.n_reference, seed + 1)
+        ref_masks = paired_half_masks(len(audit), ac.n_reference, seed + 1)
         refs_ens = run.train(
-            f"references {name}", "references", rec[4], ref_masks, rec, seed + 1, rows=pool
+            f"references {name}", "references", rec[4], ref_masks, rec, seed + 1, rows=audit
         )
         z = refs_ens.predict_logits(X[pool])
+        ref_masks = np.pad(ref_masks, ((0, 0), (0, len(pop))))  # no reference trains on pop
         references = ReferenceModels(_proba(z), z.astype(np.float64), ref_masks, None)
-        sh_masks = paired_half_masks(len(pop), ac.n_shadow, seed + 2)
-        sh_ens = run.train(f"shadows {name}", "shadows", rec[4], sh_masks, rec, seed + 2, rows=pop)
+        sh_rows = pop[shadow_pool(len(pop), len(mem), seed + 2)]
+        sh_masks = paired_half_masks(len(sh_rows), ac.n_shadow, seed + 2)
+        sh_ens = run.train(
+            f"shadows {name}", "shadows", rec[4], sh_masks, rec, seed + 2, rows=sh_rows
+        )
         zs = sh_ens.predict_logits(X[pop])
-        shadows = ReferenceModels(_proba(zs), zs.astype(np.float64), sh_masks, None)
+        sh_masks_pop = np.zeros((ac.n_shadow, len(pop)), dtype=bool)
+        sh_masks_pop[:, np.searchsorted(pop, sh_rows)] = sh_masks
+        shadows = ReferenceModels(_proba(zs), zs.astype(np.float64), sh_masks_pop, None)
         attacks = run_attacks(
             ens, X[audit], y[audit], is_member, X[pop], y[pop], attacks=ac.names,
             groups_audit=sens_audit, output=ac.output, rmia_gamma=ac.rmia_gamma,
@@ -300,7 +309,8 @@ def run_audit(
     fd_out = []
     rng = np.random.default_rng(seed + 3)
     perm = rng.permutation(pop)
-    sh_in, sh_out = np.sort(perm[: len(perm) // 2]), np.sort(perm[len(perm) // 2 :])
+    half = min(len(mem), len(perm) // 2)  # the shadow pair trains on as many rows as the target
+    sh_in, sh_out = np.sort(perm[:half]), np.sort(perm[half : 2 * half])
     sh_pts = np.concatenate([sh_in, sh_out])
     sh_is_member = np.r_[np.ones(len(sh_in), bool), np.zeros(len(sh_out), bool)]
     for biased, fair in cfg.fd_mia_pairs():
