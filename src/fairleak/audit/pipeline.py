@@ -5,8 +5,8 @@ Stages (each cached by the hash of what produced it, see cache.py):
 1. data: load, validate, split (members / non-members / population), preprocess on members;
 2. target models: one per configured recipe, trained on the members;
 3. fairness of each model on the non-members (test rows), per group and intersection;
-4. attacks on each model: reference models (on audit + population halves) and shadow models (on
-   population halves) trained with the same recipe, K at once;
+4. attacks on each model: reference models (on halves of the audit set) and shadow models (on
+   halves of 2 x |members| population rows) trained with the same recipe, K at once;
 5. FD-MIA on (biased, fair) pairs, with a shadow pair trained on population data;
 6. group privacy risk (PA-ALOOA, PA-GA, PA-GBA) for the configured recipes.
 """
@@ -390,8 +390,9 @@ def run_audit(
         "notes": [
             *list(ds.notes),
             "Fairness figures are measured on the non-members (rows never trained on).",
-            "Attacks use reference models trained on complementary halves of audit + population (online); "
-            "offline variants use, for each point, the models that did not train on it.",
+            "Attacks use reference models trained on complementary halves of the audit set, as many rows as "
+            "the target's (online); offline variants use, for each point, the models that did not train on "
+            "it; shadow models train on as many population rows.",
             "GPRP in the summary is the held-out PA-ALOOA figure for the first protected attribute.",
         ],
     }
