@@ -123,14 +123,17 @@ def study_group_risk(args, out: Path) -> pd.DataFrame:
                 config=cfg,
                 seed=seed,
                 intersections=False,
+                null_seed=seed,
             )
             secs = time.perf_counter() - t0
             for attr in DATASETS[name]:
                 for method, groups in res.gpr[attr].items():
+                    null = res.null_gpr[attr][method]
                     for g, v in groups.items():
                         rows.append({"dataset": name, "seed": seed, "attribute": attr, "method": method,
                                      "group": g, "n": v["n"], "too_small": v["too_small"], "gpr": v["gpr"],
-                                     "gprp": res.gprp[attr][method], "seconds": round(secs, 1)})  # fmt: skip
+                                     "null_gpr": null[g]["gpr"], "gprp": res.gprp[attr][method],
+                                     "null_gprp": res.null_gprp[attr][method], "seconds": round(secs, 1)})  # fmt: skip
     df = pd.DataFrame(rows)
     df.to_csv(out / "group_risk.csv", index=False)
     return df
@@ -179,7 +182,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--quick", action="store_true", help="a smoke run with tiny settings")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=["fd_mia", "group_risk", "dpsgd_s"], nargs="*")
     args = ap.parse_args()
     args.weights = [0.5, 1.0, 2.0, 5.0]

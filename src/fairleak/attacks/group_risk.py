@@ -162,6 +162,8 @@ class GroupRiskResult:
     accuracy_out: float | None = None
     min_group_size: int = 1
     epsilon: float | None = None  # the game's models' (largest) epsilon when trained with DP
+    null_gpr: dict[str, dict[str, dict[str, dict[str, float]]]] | None = None
+    null_gprp: dict[str, dict[str, float | None]] | None = None
     accuracy_by_group: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,11 +177,24 @@ class GroupRiskResult:
             "gpr": self.gpr,
             "gprp": self.gprp,
             "min_group_size": self.min_group_size,
+            **(
+                {}
+                if self.null_gpr is None
+                else {"null_gpr": self.null_gpr, "null_gprp": self.null_gprp}
+            ),
             "notes": [
                 "pa_alooa uses each record's oracle threshold (optimistic); pa_alooa_heldout chooses it "
                 "on half of the model pairs and measures on the other half.",
                 f"Groups with fewer than {self.min_group_size} audited records are marked too_small "
                 "and left out of GPRP (null when fewer than two groups remain).",
+                *(
+                    []
+                    if self.null_gpr is None
+                    else [
+                        "null_gpr / null_gprp: the same figures with membership swapped at random within model pairs "
+                        "(no signal): the level each method reports by chance."
+                    ]
+                ),
             ],
         }
 
@@ -197,12 +212,19 @@ def group_risk_from_scores(
     *,
     intersections: bool = True,
     min_group_size: int = 30,
+    null_seed: int | None = None,
 ) -> GroupRiskResult:
     """All figures from the game's scores [R, N] (-loss) and membership [R, N] of audited rows.
 
     Groups with fewer than ``min_group_size`` audited records are reported (marked
     ``too_small``) but left out of GPRP: a mean over a handful of records is noise, and the
     largest minus the smallest of several noisy means would measure the noise.
+
+    With ``null_seed``, every GPR and GPRP is also computed with each record's membership
+    swapped at random within each model pair (``null_gpr``, ``null_gprp``): what each method reports when
+    membership carries no signal. Best-threshold methods are optimistic (the oracle IPR by about
+    1/sqrt(R) for every record, PA-GBA by about 1/sqrt(n_k) for group k), and the null level
+    shows by how much.
     """
     scores = np.asarray(scores, dtype=np.float64)
     is_in = np.asarray(is_in, dtype=bool)
@@ -234,6 +256,20 @@ def group_risk_from_scores(
         }
         res.gprp[attr] = {method: gprp(d) for method, d in res.gpr[attr].items()}
     res.min_group_size = min_group_size
+    if null_seed is not None:
+        # Swap membership within each model pair (2k, 2k+1) at random, per record: this keeps
+        # the game's structure (one IN per complementary pair, so both halves of the pairs
+        # hold R/4 INs, which the held-out IPR relies on) and removes the signal.
+        R = is_in.shape[0]
+        flip = np.random.default_rng(null_seed).random((R // 2, is_in.shape[1])) < 0.5
+        shuffled = is_in.copy()
+        a, b = is_in[0 : R - R % 2 : 2], is_in[1 : R - R % 2 : 2]
+        shuffled[0 : R - R % 2 : 2] = np.where(flip, b, a)
+        shuffled[1 : R - R % 2 : 2] = np.where(flip, a, b)
+        null = group_risk_from_scores(
+            scores, shuffled, sf, intersections=intersections, min_group_size=min_group_size
+        )
+        res.null_gpr, res.null_gprp = null.gpr, null.gprp
     return res
 
 
@@ -251,6 +287,7 @@ def run_pa_alooa(
     train_groups: np.ndarray | None = None,
     intersections: bool = True,
     min_group_size: int = 30,
+    null_seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> GroupRiskResult:
     """Play the PA-ALOOA game on (X, y): train R models at once, score, and compute every figure.
@@ -272,8 +309,9 @@ def run_pa_alooa(
     scores = zy - np.logaddexp(z[..., 0], z[..., 1])  # -loss, from logits
     sf = normalize_sensitive(sensitive, n_rows=len(y)).iloc[audited].reset_index(drop=True)
     res = group_risk_from_scores(
-        scores, masks[:, audited], sf, intersections=intersections, min_group_size=min_group_size
-    )
+        scores, masks[:, audited], sf, intersections=intersections, min_group_size=min_group_size,
+        null_seed=null_seed,
+    )  # fmt: skip
     res.audited = audited
     res.epsilon = None if ens.epsilon is None else max(ens.epsilon)
     # Utility of the game's models: accuracy on the records each model did not train on.

@@ -351,7 +351,7 @@ def run_audit(
         scores = zy - np.logaddexp(z[..., 0], z[..., 1])
         grr = group_risk_from_scores(
             scores, masks[:, audited], sens_audit.iloc[audited].reset_index(drop=True),
-            min_group_size=gr.min_group_size,
+            min_group_size=gr.min_group_size, null_seed=seed + 5,
         )  # fmt: skip
         models_out[name]["group_risk"] = grr.to_dict()
         gr_records.append(pd.DataFrame({"model": name, "row": ds.source_rows[rows][audited],

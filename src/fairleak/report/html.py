@@ -234,6 +234,15 @@ def render_report(results: dict[str, Any]) -> str:
                     + (f"; too small, not in GPRP: {', '.join(small)}" if small else ""),
                     barmode="group", yaxis_title="GPR"))  # fmt: skip
                 p.fig(fig)
+                null = (gr.get("null_gpr") or {}).get(gattr)
+                if null:
+                    groups = list(next(iter(methods.values())))
+                    p.table(["group", *methods], [
+                        [_e(g) + (" (too small)" if methods[next(iter(methods))][g].get("too_small") else ""),
+                         *[f"{_fmt(methods[m][g]['gpr'])} <span class='note'>(null {_fmt(null[m][g]['gpr'])})</span>"
+                           for m in methods]]
+                        for g in groups
+                    ])  # fmt: skip
             for note in gr.get("notes", []):
                 p.add(f'<p class="note">{_e(note)}</p>')
 
