@@ -65,8 +65,8 @@ def main() -> None:
     masks = np.zeros((K, len(y)), dtype=bool)
     for k in range(K):
         masks[k, np.random.default_rng(k).permutation(len(y))[: len(y) // 2]] = True
-    t_dpK = timed(lambda: train_ensemble(X, y, masks, config=cfg, dp=dp), 1)[0]
-    t_plainK = timed(lambda: train_ensemble(X, y, masks, config=cfg), 1)[0]
+    t_dpK = timed(lambda: train_ensemble(X, y, masks, config=cfg, dp=dp), args.repeats + 1)[0]
+    t_plainK = timed(lambda: train_ensemble(X, y, masks, config=cfg), args.repeats + 1)[0]
     print(f"data: Adult, {len(yh)} rows per model, MLP hidden 64, batch {B} (q = {B / len(yh):.4f}), "
           f"sigma {sigma}, C {C}, Poisson sampling in both")  # fmt: skip
     print(

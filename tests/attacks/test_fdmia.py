@@ -53,16 +53,21 @@ def test_discrepancy_signal_is_found_when_it_exists():
     assert sum(h["members"]) == m.sum() and sum(h["nonmembers"]) == (~m).sum()
 
 
-def test_driver_trains_pairs_in_one_call():
+def _run_driver(weight, epochs):
     ds = make_synthetic(1200, n_features=4, shift=2.0, seed=3)
     X = ds.features.to_numpy(np.float32).copy()
     g = (ds.sensitive["group"] == "minority").to_numpy().astype(np.int64)
     sp = make_audit_split(len(ds), seed=0)
-    res = run_fd_mia(
+    return run_fd_mia(
         X, ds.y, g, sp.members, sp.nonmembers, sp.population,
-        fairness=FairnessConfig("demographic_parity", 2.0), config=TrainConfig(hidden=(16,), epochs=5),
-        groups_audit=ds.sensitive.iloc[sp.audit], n_bootstrap=0,
+        fairness=FairnessConfig("demographic_parity", weight),
+        config=TrainConfig(hidden=(16,), epochs=epochs), n_bootstrap=0,
+        groups_audit=ds.sensitive.iloc[sp.audit],
     )  # fmt: skip
+
+
+def test_driver_trains_pairs_in_one_call():
+    res = _run_driver(2.0, 5)
     assert res.fairness_weight == 2.0
     assert {"fd_mia_abs", "fd_mia_signed", "fd_mia_learned", "shadow_biased", "shadow_fair"} <= set(
         res.attacks
@@ -73,14 +78,6 @@ def test_driver_trains_pairs_in_one_call():
 
 def test_driver_pair_without_intervention_is_identical_and_at_chance():
     """Weight 0: the 'fair' model is the biased one (shared seed), so FD-MIA has nothing to use."""
-    ds = make_synthetic(1200, n_features=4, shift=2.0, seed=3)
-    X = ds.features.to_numpy(np.float32).copy()
-    g = (ds.sensitive["group"] == "minority").to_numpy().astype(np.int64)
-    sp = make_audit_split(len(ds), seed=0)
-    res = run_fd_mia(
-        X, ds.y, g, sp.members, sp.nonmembers, sp.population,
-        fairness=FairnessConfig("demographic_parity", 0.0), config=TrainConfig(hidden=(16,), epochs=3),
-        n_bootstrap=0,
-    )  # fmt: skip
+    res = _run_driver(0.0, 3)
     assert np.all(res.discrepancy_members == 0) and np.all(res.discrepancy_nonmembers == 0)
     assert res.attacks["fd_mia_abs"].metrics.auc == pytest.approx(0.5)

@@ -33,6 +33,7 @@ __all__ = [
     "train_shard",
 ]
 
+
 def _activate_(z: torch.Tensor, name: str) -> torch.Tensor:
     """The activation of a freshly computed pre-activation, in place where its backward needs
     only the output (relu, tanh, sigmoid); elu keeps z for its backward.
@@ -363,7 +364,6 @@ class _Trainer:
     def __init__(self, X, y, masks, seeds, config, groups, fairness, lam, dp):
         self.X = torch.from_numpy(X)
         self.y_np = y
-        self.y = torch.from_numpy(y)
         self.rows = [np.flatnonzero(m) for m in masks]
         self.n_rows = np.array([len(r) for r in self.rows])
         self.seeds = seeds
@@ -735,6 +735,7 @@ class _Trainer:
         norm_gen = torch.Generator().manual_seed(base ^ 0xC11F)
         fair_gen = torch.Generator().manual_seed(base ^ 0xFA1F)
         n_par = [int(np.prod(p.shape[1:])) for p in self.params]
+        noise_buf = torch.empty(self.K, sum(n_par))
         if lin_w is not None:
             # expected sizes of the compared groups in a Poisson batch (public group sizes)
             exp_hi = torch.stack(
@@ -755,53 +756,63 @@ class _Trainer:
             idx = torch.from_numpy(idx_blk[j, :, :w])
             validf, yb = valid_blk[j, :, :w], y_blk[j, :, :w]
             active = torch.from_numpy(step < steps).float()
-            xb = self._gather(idx)
-            margin, acts, pre, post = self._forward(xb)
-            d = self._margin_grad(margin, yb, validf)
+            # The noise of the fairness-sign and norm releases is drawn for all K models at once
+            # (the streams do not depend on the chunking); the rest runs chunk by chunk.
             if lin_w is not None:
-                p1 = torch.sigmoid(margin)
-                w_b = torch.gather(lin_w, 2, idx.unsqueeze(1).expand(-1, n_terms, -1))  # [K, T, M]
-                w_b = w_b * validf.unsqueeze(1)
-                # Private sign of each gap term: noisy per-group sums of p1 (each sample is in at
-                # most one of the two compared groups of a term: L2 sensitivity sqrt(T)).
-                pos, neg = (w_b > 0).float(), (w_b < 0).float()
                 noise_sd = dp.fairness_noise_multiplier * math.sqrt(n_terms)
-                fn = torch.randn(self.K, 2, n_terms, generator=fair_gen) * noise_sd
-                s_hi = (pos * p1.unsqueeze(1)).sum(-1) + fn[:, 0]
-                s_lo = (neg * p1.unsqueeze(1)).sum(-1) + fn[:, 1]
-                gap = s_hi / exp_hi - s_lo / exp_lo  # [K, T]
-                sign = torch.sign(gap)
-                if self.fairness.reduce == "max":  # subgradient of the largest |gap| only
-                    keep = torch.nn.functional.one_hot(gap.abs().argmax(1), n_terms).float()
-                    sign = sign * keep
-                coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [K, M]
-                d = d + self.lam.view(-1, 1) * coef * p1 * (1 - p1)
-            dzs = self._backward_dz(d, pre, post)
-            sq = self._sq_norms(acts, dzs, d, x_sq[idx])
+                fair_noise = torch.randn(self.K, 2, n_terms, generator=fair_gen) * noise_sd
             if group_clip:
-                gb = gcodes[idx]  # [K, M]
-                oh = torch.nn.functional.one_hot(gb, G).float() * validf.unsqueeze(-1)
-                # Release per-group clipped norm sums: one Gaussian mechanism with sensitivity
-                # C0 (groups are disjoint) and multiplier norm_noise_multiplier.
-                clipped_norm = torch.minimum(sq.sqrt(), torch.tensor(C0))
-                sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
-                noise = torch.randn(self.K, G, generator=norm_gen) * (dp.norm_noise_multiplier * C0)
-                noisy = (sums + noise).clamp(min=0.0)
-                r_k = noisy / exp_group_t.clamp(min=1e-12)
-                r = noisy.sum(1, keepdim=True) / expected_batch.view(-1, 1)
-                ratio = torch.where(r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, dp.tau))
-                C_k = C0 * torch.clamp(ratio, max=dp.tau)  # [K, G]
-                C_i = torch.gather(C_k, 1, gb)  # [K, M]
-                C_max = C_k.max(1).values
-                c = clip_factors(sq, C_i) * validf
-            else:
-                C_max = torch.full((self.K,), C0)
-                c = clip_factors(sq, C0) * validf
-            grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs], d * c)
+                norm_noise = torch.randn(self.K, G, generator=norm_gen) * (
+                    dp.norm_noise_multiplier * C0
+                )
+            C_max = torch.full((self.K,), C0)
+            for sl in self.chunks:
+                idx_c, validf_c, yb_c = idx[sl], validf[sl], yb[sl]
+                margin, acts, pre, post = self._forward(self._gather(idx_c), sl)
+                d = self._margin_grad(margin, yb_c, validf_c)
+                if lin_w is not None:
+                    p1 = torch.sigmoid(margin)
+                    w_b = torch.gather(lin_w[sl], 2, idx_c.unsqueeze(1).expand(-1, n_terms, -1))
+                    w_b = w_b * validf_c.unsqueeze(1)  # [k, T, M]
+                    # Private sign of each gap term: noisy per-group sums of p1 (each sample is
+                    # in at most one of the two compared groups of a term: L2 sensitivity sqrt(T)).
+                    pos, neg = (w_b > 0).float(), (w_b < 0).float()
+                    s_hi = (pos * p1.unsqueeze(1)).sum(-1) + fair_noise[sl, 0]
+                    s_lo = (neg * p1.unsqueeze(1)).sum(-1) + fair_noise[sl, 1]
+                    gap = s_hi / exp_hi[sl] - s_lo / exp_lo[sl]  # [k, T]
+                    sign = torch.sign(gap)
+                    if self.fairness.reduce == "max":  # subgradient of the largest |gap| only
+                        keep = torch.nn.functional.one_hot(gap.abs().argmax(1), n_terms).float()
+                        sign = sign * keep
+                    coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [k, M]
+                    d = d + self.lam[sl].view(-1, 1) * coef * p1 * (1 - p1)
+                dzs = self._backward_dz(d, pre, post, sl)
+                sq = self._sq_norms(acts, dzs, d, x_sq[idx_c])
+                if group_clip:
+                    gb = gcodes[idx_c]  # [k, M]
+                    oh = torch.nn.functional.one_hot(gb, G).float() * validf_c.unsqueeze(-1)
+                    # Release per-group clipped norm sums: one Gaussian mechanism with
+                    # sensitivity C0 (groups are disjoint) and multiplier norm_noise_multiplier.
+                    clipped_norm = torch.minimum(sq.sqrt(), torch.tensor(C0))
+                    sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
+                    noisy = (sums + norm_noise[sl]).clamp(min=0.0)
+                    r_k = noisy / exp_group_t[sl].clamp(min=1e-12)
+                    r = noisy.sum(1, keepdim=True) / expected_batch[sl].view(-1, 1)
+                    ratio = torch.where(
+                        r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, dp.tau)
+                    )
+                    C_k = C0 * torch.clamp(ratio, max=dp.tau)  # [k, G]
+                    C_max[sl] = C_k.max(1).values
+                    c = clip_factors(sq, torch.gather(C_k, 1, gb)) * validf_c
+                else:
+                    c = clip_factors(sq, C0) * validf_c
+                grads = self._param_grads(acts, [dz * c.unsqueeze(-1) for dz in dzs], d * c)
+                for buf, g in zip(self.grads, grads, strict=True):
+                    buf[sl] = g
             scale = (sigma_t * C_max).view(-1)
-            flat = torch.randn(self.K, sum(n_par), generator=noise_gen)
+            flat = noise_buf.normal_(generator=noise_gen)  # in place: no 4 bytes/param alloc
             noisy_grads = []
-            for gr, noise in zip(grads, torch.split(flat, n_par, dim=1), strict=True):
+            for gr, noise in zip(self.grads, torch.split(flat, n_par, dim=1), strict=True):
                 shape = (self.K,) + (1,) * (gr.ndim - 1)
                 noisy_grads.append(
                     (gr + noise.view(gr.shape) * scale.view(shape)) / expected_batch.view(shape)
