@@ -165,6 +165,20 @@ def test_metrics_agree_with_sklearn_and_are_conservative():
     assert any("0.1% FPR" in w for w in res.warnings)  # < 1000 non-members at 0.1% FPR
 
 
+def test_metrics_exact_on_large_audits_and_bootstrap_width_shrinks_with_n():
+    """Counts are multiplied in int64: 120,000 members x 120,000 non-members overflow int32."""
+    rng = np.random.default_rng(1)
+    m = rng.random(240_000) < 0.5
+    s = np.round(rng.normal(size=m.size) + 0.2 * m, 2)
+    res = attack_metrics(s, m, n_bootstrap=20)
+    fpr, tpr, _ = roc_curve(m, s)
+    assert res.auc == pytest.approx(roc_auc_score(m, s), abs=1e-12)
+    assert res.advantage == pytest.approx(np.max(tpr - fpr), abs=1e-12)
+    small = attack_metrics(s[:2000], m[:2000], n_bootstrap=200)
+    width = lambda r: r.ci["auc"][1] - r.ci["auc"][0]  # noqa: E731
+    assert width(small) > 5 * width(res)  # ~sqrt(120) times wider with 120x fewer points
+
+
 def test_per_group_metrics_equal_metrics_on_each_subset(memorised, noisy):
     _, _, sens, is_member = noisy
     r = memorised["lira_online"]

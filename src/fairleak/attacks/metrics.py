@@ -36,35 +36,61 @@ def roc_grid(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
 
 
 class _Roc:
-    """ROC of one score vector, for unit weights and for bootstrap weights, from one sort.
+    """ROC of one score vector, for the data and for bootstrap resamples, from one sort.
 
-    Bootstrap resamples are expressed as multinomial row counts (weights), so every resample
-    reuses the same order and costs O(n) instead of a new sort.
+    Everything is kept as integer counts: a bootstrap resample is a vector of how often each
+    row is drawn (members and non-members resampled separately, so their totals stay fixed),
+    laid out in the sort order, so every resample reuses the one sort and costs O(n) in
+    integer cumulative sums instead of a new sort and float weights.
     """
 
     def __init__(self, scores: np.ndarray, is_member: np.ndarray) -> None:
         order = np.argsort(-scores, kind="stable")
         ss = scores[order]
-        self.order = order
-        self.m = is_member[order].astype(np.float64)
+        self.m = is_member[order]
+        self.n_in, self.n_out = int(self.m.sum()), int((~self.m).sum())
         self.last = np.r_[np.flatnonzero(np.diff(ss) != 0), len(ss) - 1]  # end of each tie block
 
-    def curves(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FPR and TPR at every distinct threshold (prefixed with 0), weights w [..., n] in sort order."""
-        tp = np.cumsum(w * self.m, axis=-1)[..., self.last]
-        fp = np.cumsum(w * (1.0 - self.m), axis=-1)[..., self.last]
-        tpr = tp / tp[..., -1:]
-        fpr = fp / fp[..., -1:]
-        zero = np.zeros((*tpr.shape[:-1], 1))
-        return np.concatenate([zero, fpr], -1), np.concatenate([zero, tpr], -1)
+    def bootstrap_counts(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Member and non-member draw counts [size, n] (in sort order) of ``size`` resamples.
 
-    @staticmethod
-    def summary(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, np.ndarray]:
-        auc = np.sum(np.diff(fpr, axis=-1) * (tpr[..., 1:] + tpr[..., :-1]) / 2, axis=-1)
-        adv = np.max(tpr - fpr, axis=-1)
-        out = {"auc": auc}
+        Each row is a multinomial(n_in, uniform) over the members (and likewise over the
+        non-members), drawn as a bincount of uniform indices.
+        """
+        n = len(self.m)
+        offsets = (np.arange(size) * n)[:, None]
+
+        def draw(positions: np.ndarray) -> np.ndarray:
+            picks = positions[rng.integers(0, len(positions), size=(size, len(positions)))]
+            return np.bincount((picks + offsets).ravel(), minlength=size * n).reshape(size, n)
+
+        return draw(np.flatnonzero(self.m)), draw(np.flatnonzero(~self.m))
+
+    def curves(
+        self, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Non-member and member counts above every distinct threshold, prefixed with 0:
+        fp, tp [..., T + 1]; of the data, or of resamples given as counts [..., n]."""
+        if w_in is None or w_out is None:
+            tp = np.cumsum(self.m)[self.last]
+            fp = np.cumsum(~self.m)[self.last]
+        else:
+            tp = np.cumsum(w_in, axis=-1)[..., self.last]
+            fp = np.cumsum(w_out, axis=-1)[..., self.last]
+        zero = np.zeros((*tp.shape[:-1], 1), dtype=tp.dtype)
+        return np.concatenate([zero, fp], -1), np.concatenate([zero, tp], -1)
+
+    def summary(self, fp: np.ndarray, tp: np.ndarray) -> dict[str, np.ndarray]:
+        """AUC (trapezoids), TPR at 0.1% and 1% FPR (the best TPR among thresholds whose FPR
+        does not exceed the target), advantage and balanced accuracy, per curve."""
+        n_in, n_out = self.n_in, self.n_out
+        fp, tp = fp.astype(np.int64, copy=False), tp.astype(np.int64, copy=False)  # exact sums
+        auc = np.sum(np.diff(fp, axis=-1) * (tp[..., 1:] + tp[..., :-1]), axis=-1)
+        out = {"auc": auc / (2.0 * n_in * n_out)}
         for name, t in (("tpr_at_0.1%_fpr", 0.001), ("tpr_at_1%_fpr", 0.01)):
-            out[name] = np.max(np.where(fpr <= t + 1e-12, tpr, 0.0), axis=-1)
+            k = np.sum(fp <= (t + 1e-12) * n_out, axis=-1, keepdims=True) - 1  # fp ascending
+            out[name] = np.take_along_axis(tp, k, -1)[..., 0] / n_in  # tp ascending too
+        adv = np.max(tp * n_out - fp * n_in, axis=-1) / (n_in * n_out)
         out["advantage"] = adv
         out["balanced_accuracy"] = 0.5 + adv / 2
         return out
@@ -128,17 +154,13 @@ def _single(
     if n_out < 100:
         warns.append(f"TPR at 1% FPR rests on {n_out} non-members (< 100): not meaningful.")
     roc = _Roc(scores, is_member)
-    fpr, tpr = roc.curves(np.ones(len(scores)))
-    core = {k: float(v) for k, v in roc.summary(fpr, tpr).items()}
+    fp, tp = roc.curves()
+    core = {k: float(v) for k, v in roc.summary(fp, tp).items()}
+    fpr, tpr = fp / n_out, tp / n_in
     ci: dict[str, tuple[float, float]] = {}
     if n_bootstrap > 0:
         # Members and non-members are resampled separately (their counts stay fixed).
-        w = np.zeros((n_bootstrap, len(scores)))
-        ms = roc.m.astype(bool)
-        w[:, ms] = rng.multinomial(n_in, np.full(n_in, 1.0 / n_in), size=n_bootstrap)
-        w[:, ~ms] = rng.multinomial(n_out, np.full(n_out, 1.0 / n_out), size=n_bootstrap)
-        bf, bt = roc.curves(w)
-        boot = roc.summary(bf, bt)
+        boot = roc.summary(*roc.curves(*roc.bootstrap_counts(rng, n_bootstrap)))
         a = (1 - confidence) / 2
         ci = {k: tuple(float(x) for x in np.quantile(v, [a, 1 - a])) for k, v in boot.items()}
     return AttackMetrics(
