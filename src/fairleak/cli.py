@@ -189,7 +189,8 @@ def audit(
             v = row[key]
             vals.append("–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
         t.add_row(*vals)
-    console.print(t)
+    # In a log or a pipe (not a terminal) Rich would fold the table into 80 columns.
+    (console if console.is_terminal else Console(width=160)).print(t)
     attr = result.results["summary"][0]["attribute"]
     console.print(
         f"gaps and GPRP for protected attribute '{attr}'; all attributes and intersections are in the report."
