@@ -175,6 +175,28 @@ def test_dp_sgd_s_with_one_group_is_dp_sgd(data):
     assert s.epsilon[0] > plain.epsilon[0]
 
 
+def test_dp_sgd_s_with_tau_one_is_dp_sgd_and_larger_tau_differs(data):
+    """tau bounds the group bounds C_k to [C0 / tau, C0 * tau]: tau = 1 is DP-SGD's clipping,
+    whatever the groups (same batches and gradient noise: the norm release has its own stream)."""
+    X, y, groups = data
+    masks = _masks(len(y), 2)
+    cfg = TrainConfig(hidden=(8,), epochs=2)
+    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0))
+
+    def dpsgd_s(tau):
+        return train_ensemble(
+            X, y, masks, config=cfg, seed=5, groups=groups,
+            dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=tau, norm_noise_multiplier=2.0),
+        )  # fmt: skip
+
+    for a, b in zip(plain.weights, dpsgd_s(1.0).weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    adaptive = dpsgd_s(3.0)
+    assert not all(
+        torch.allclose(a, b, atol=1e-4) for a, b in zip(plain.weights, adaptive.weights, strict=True)
+    )
+
+
 def test_dp_sgd_s_target_epsilon_counts_both_mechanisms(data):
     X, y, groups = data
     ens = train_ensemble(

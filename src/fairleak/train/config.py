@@ -105,7 +105,10 @@ class DPConfig:
     DP-SGD-S (Yang et al. 2025) in the sound form of ALGORITHMS.md section 5: per-group clipped
     norm sums are released with multiplier ``norm_noise_multiplier`` and accounted as a second
     subsampled Gaussian mechanism each step; group k is clipped at
-    ``max_grad_norm * min(tau, r / r_k)``. With a fairness penalty, the sign of each linearised
+    ``max_grad_norm * clip(r / r_k, 1 / tau, tau)``: ``tau`` bounds how far a group's bound
+    moves from ``max_grad_norm``, both ways, so ``tau = 1`` is DP-SGD exactly (the authors' code
+    bounds it from above only, ``min(tau, r / r_k)``, which lets a small group with large
+    gradients be clipped towards zero). With a fairness penalty, the sign of each linearised
     gap is re-estimated every step from per-group sums of predictions released with multiplier
     ``fairness_noise_multiplier`` (sensitivity 1 per gap term), accounted as a further mechanism.
     """

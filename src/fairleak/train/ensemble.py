@@ -801,7 +801,7 @@ class _Trainer:
                     ratio = torch.where(
                         r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, dp.tau)
                     )
-                    C_k = C0 * torch.clamp(ratio, max=dp.tau)  # [k, G]
+                    C_k = C0 * torch.clamp(ratio, min=1.0 / dp.tau, max=dp.tau)  # [k, G]
                     C_max[sl] = C_k.max(1).values
                     c = clip_factors(sq, torch.gather(C_k, 1, gb)) * validf_c
                 else:
