@@ -99,6 +99,7 @@ def test_default_and_fast_configs_and_example_file():
         ({"attacks": {"names": ["lira_onlin"]}}, r"unknown attack\(s\) \['lira_onlin'\]"),
         ({"models": [{"name": "a"}], "fd_mia": {"pairs": [["a", "b"]]}}, r"no model named 'b'"),
         ({"attacks": {"n_reference": 3}}, r"must be even"),
+        ({"group_risk": {"min_group_size": 0}}, r"'group_risk.min_group_size'.*greater than or equal to 1"),
         ([1, 2], r"top level must be a mapping"),
     ],
 )
