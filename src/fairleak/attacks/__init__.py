@@ -31,7 +31,7 @@ from fairleak.attacks.suite import (
     model_outputs,
     paired_half_masks,
     run_attacks,
-    shadow_pool,
+    shadow_masks,
     train_reference_models,
 )
 from fairleak.attacks.threshold import ThresholdRule, best_threshold, threshold_for_fpr
@@ -72,7 +72,7 @@ __all__ = [
     "run_fd_mia",
     "run_pa_alooa",
     "shadow_features",
-    "shadow_pool",
+    "shadow_masks",
     "threshold_for_fpr",
     "tpr_at_fpr",
     "train_reference_models",

@@ -32,7 +32,7 @@ __all__ = [
     "model_outputs",
     "paired_half_masks",
     "run_attacks",
-    "shadow_pool",
+    "shadow_masks",
     "train_reference_models",
 ]
 
@@ -150,11 +150,15 @@ def train_reference_models(
     return ReferenceModels(p / p.sum(-1, keepdims=True), z, masks_all, ens)
 
 
-def shadow_pool(n_population: int, n_members: int, seed: int = 0) -> np.ndarray:
-    """Population rows the shadow models split into halves: ``2 * n_members`` of them (all if
-    fewer), so that each shadow model trains on as many rows as the target did."""
+def shadow_masks(n_population: int, n_members: int, n_models: int, seed: int = 0) -> np.ndarray:
+    """Shadow models' membership [n_models, n_population]: complementary halves of a random
+    pool of ``2 * n_members`` population rows (all of them if fewer), so that each shadow model
+    trains on as many rows as the target did; rows outside the pool are never trained on."""
     size = min(n_population, 2 * n_members)
-    return np.sort(np.random.default_rng(seed).permutation(n_population)[:size])
+    pool = np.sort(np.random.default_rng(seed).permutation(n_population)[:size])
+    masks = np.zeros((n_models, n_population), dtype=bool)
+    masks[:, pool] = paired_half_masks(size, n_models, seed)
+    return masks
 
 
 def run_attacks(
@@ -191,7 +195,7 @@ def run_attacks(
     see as many rows as it did and every audit point is IN for half of them); offline variants
     use, for each point, the models that did not train on it. RMIA compares with population
     points, which no reference model trains on. Shadow models (Shokri) train on halves of
-    ``2 * n_members`` population rows (:func:`shadow_pool`), again the target's training size. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
+    ``2 * n_members`` population rows (:func:`shadow_masks`), again the target's training size. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
     ``groups_train_*`` are the int codes the trainer needs when ``fairness`` or DP-SGD-S is used.
     ``output`` restricts what the target releases (``"label_only"``, ``"top1"``).
     Pre-trained ``references`` (outputs on audit + population, in that order) and ``shadows``
@@ -276,9 +280,7 @@ def run_attacks(
                     lr_z = rmia_likelihood_ratio(conf_tz, conf_rz, ref_in=ref_in_z, offline_a=a)
                     finish(name, rmia_scores(lr_x, lr_z, rmia_gamma))
     if "shadow" in attacks and shadows is None:
-        rows = shadow_pool(len(y_population), int(is_member.sum()), seed + 2)
-        masks = np.zeros((n_shadow, len(y_population)), dtype=bool)
-        masks[:, rows] = paired_half_masks(len(rows), n_shadow, seed + 2)
+        masks = shadow_masks(len(y_population), int(is_member.sum()), n_shadow, seed + 2)
         shadows = train_reference_models(
             X_population, y_population, n_shadow, masks=masks, config=config, seed=seed + 2,
             groups=groups_train_population, fairness=fairness, dp=dp, estimator=estimator,

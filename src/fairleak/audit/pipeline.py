@@ -30,7 +30,7 @@ from fairleak.attacks import (
     pa_alooa_masks,
     paired_half_masks,
     run_attacks,
-    shadow_pool,
+    shadow_masks,
 )
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.config import AuditConfig, ModelSpec, TrainSection
@@ -261,15 +261,10 @@ def run_audit(
         z = refs_ens.predict_logits(X[pool])
         ref_masks = np.pad(ref_masks, ((0, 0), (0, len(pop))))  # no reference trains on pop
         references = ReferenceModels(_proba(z), z.astype(np.float64), ref_masks, None)
-        sh_rows = pop[shadow_pool(len(pop), len(mem), seed + 2)]
-        sh_masks = paired_half_masks(len(sh_rows), ac.n_shadow, seed + 2)
-        sh_ens = run.train(
-            f"shadows {name}", "shadows", rec[4], sh_masks, rec, seed + 2, rows=sh_rows
-        )
+        sh_masks = shadow_masks(len(pop), len(mem), ac.n_shadow, seed + 2)
+        sh_ens = run.train(f"shadows {name}", "shadows", rec[4], sh_masks, rec, seed + 2, rows=pop)
         zs = sh_ens.predict_logits(X[pop])
-        sh_masks_pop = np.zeros((ac.n_shadow, len(pop)), dtype=bool)
-        sh_masks_pop[:, np.searchsorted(pop, sh_rows)] = sh_masks
-        shadows = ReferenceModels(_proba(zs), zs.astype(np.float64), sh_masks_pop, None)
+        shadows = ReferenceModels(_proba(zs), zs.astype(np.float64), sh_masks, None)
         attacks = run_attacks(
             ens, X[audit], y[audit], is_member, X[pop], y[pop], attacks=ac.names,
             groups_audit=sens_audit, output=ac.output, rmia_gamma=ac.rmia_gamma,
