@@ -1,7 +1,13 @@
 """Membership inference: scores, threshold / shadow / LiRA / RMIA attacks, metrics, per group."""
 
 from fairleak.attacks.defences import restrict_output
-from fairleak.attacks.fdmia import FDMIAResult, fd_mia, fd_mia_features, run_fd_mia
+from fairleak.attacks.fdmia import (
+    FDMIAResult,
+    fd_mia,
+    fd_mia_features,
+    run_fd_mia,
+    shadow_pair_split,
+)
 from fairleak.attacks.group_risk import (
     GroupRiskResult,
     group_risk_from_scores,
@@ -73,6 +79,7 @@ __all__ = [
     "run_pa_alooa",
     "shadow_features",
     "shadow_masks",
+    "shadow_pair_split",
     "threshold_for_fpr",
     "tpr_at_fpr",
     "train_reference_models",

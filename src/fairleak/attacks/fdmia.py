@@ -25,7 +25,7 @@ from fairleak.attacks.threshold import best_threshold
 from fairleak.errors import DataValidationError
 from fairleak.train import FairnessConfig, TrainConfig, model_seeds, train_ensemble
 
-__all__ = ["FDMIAResult", "fd_mia", "fd_mia_features", "run_fd_mia"]
+__all__ = ["FDMIAResult", "fd_mia", "fd_mia_features", "run_fd_mia", "shadow_pair_split"]
 
 
 def fd_mia_features(p_b: np.ndarray, p_f: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -125,6 +125,17 @@ def fd_mia(
     return FDMIAResult(results, disc[is_member], disc[~is_member])
 
 
+def shadow_pair_split(
+    population: np.ndarray, n_members: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows the shadow pair trains on and rows it is evaluated against: two disjoint random sets
+    of ``n_members`` population rows each (half the population each if it is smaller), so the
+    shadow pair trains on as many rows as the target pair."""
+    pop = np.random.default_rng(seed).permutation(population)
+    half = min(n_members, len(pop) // 2)
+    return pop[:half], pop[half : 2 * half]
+
+
 def run_fd_mia(
     X: np.ndarray,
     y: np.ndarray,
@@ -140,12 +151,10 @@ def run_fd_mia(
     n_bootstrap: int = 200,
 ) -> FDMIAResult:
     """Train the target pair (on ``members``) and a shadow pair (on as many ``population`` rows,
-    evaluated against as many others) in one ensemble call, then run :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``;
-    the models of a pair share their seed (initialisation and batch order)."""
-    rng = np.random.default_rng(seed)
-    pop = rng.permutation(population)
-    half = min(len(members), len(pop) // 2)  # the shadow pair trains on as many rows as the target
-    shadow_in, shadow_out = pop[:half], pop[half : 2 * half]
+    evaluated against as many others, :func:`shadow_pair_split`) in one ensemble call, then run
+    :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``; the models of a pair
+    share their seed (initialisation and batch order)."""
+    shadow_in, shadow_out = shadow_pair_split(population, len(members), seed)
     masks = np.zeros((4, len(y)), dtype=bool)
     masks[0, members] = masks[1, members] = True
     masks[2, shadow_in] = masks[3, shadow_in] = True

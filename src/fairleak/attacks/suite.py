@@ -195,7 +195,8 @@ def run_attacks(
     see as many rows as it did and every audit point is IN for half of them); offline variants
     use, for each point, the models that did not train on it. RMIA compares with population
     points, which no reference model trains on. Shadow models (Shokri) train on halves of
-    ``2 * n_members`` population rows (:func:`shadow_masks`), again the target's training size. ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
+    ``2 * n_members`` population rows (:func:`shadow_masks`), again the target's training size.
+    ``groups_audit`` (protected attributes of the audit rows) adds per-group metrics;
     ``groups_train_*`` are the int codes the trainer needs when ``fairness`` or DP-SGD-S is used.
     ``output`` restricts what the target releases (``"label_only"``, ``"top1"``).
     Pre-trained ``references`` (outputs on audit + population, in that order) and ``shadows``

@@ -31,6 +31,7 @@ from fairleak.attacks import (
     paired_half_masks,
     run_attacks,
     shadow_masks,
+    shadow_pair_split,
 )
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.config import AuditConfig, ModelSpec, TrainSection
@@ -302,10 +303,7 @@ def run_audit(
 
     # 5. FD-MIA pairs
     fd_out = []
-    rng = np.random.default_rng(seed + 3)
-    perm = rng.permutation(pop)
-    half = min(len(mem), len(perm) // 2)  # the shadow pair trains on as many rows as the target
-    sh_in, sh_out = np.sort(perm[:half]), np.sort(perm[half : 2 * half])
+    sh_in, sh_out = (np.sort(r) for r in shadow_pair_split(pop, len(mem), seed + 3))
     sh_pts = np.concatenate([sh_in, sh_out])
     sh_is_member = np.r_[np.ones(len(sh_in), bool), np.zeros(len(sh_out), bool)]
     for biased, fair in cfg.fd_mia_pairs():

@@ -236,12 +236,12 @@ def render_report(results: dict[str, Any]) -> str:
                 p.fig(fig)
                 null = (gr.get("null_gpr") or {}).get(gattr)
                 if null:
-                    groups = list(next(iter(methods.values())))
+                    first = next(iter(methods.values()))
                     p.table(["group", *methods], [
-                        [_e(g) + (" (too small)" if methods[next(iter(methods))][g].get("too_small") else ""),
+                        [_e(g) + (" (too small)" if first[g].get("too_small") else ""),
                          *[f"{_fmt(methods[m][g]['gpr'])} <span class='note'>(null {_fmt(null[m][g]['gpr'])})</span>"
                            for m in methods]]
-                        for g in groups
+                        for g in first
                     ])  # fmt: skip
             for note in gr.get("notes", []):
                 p.add(f'<p class="note">{_e(note)}</p>')
