@@ -319,3 +319,36 @@ def test_dp_batches_are_poisson_samples_of_each_models_rows():
     # a model whose schedule ended draws nothing
     _, valid2 = tr._poisson_batches(q, np.array([steps, 5, steps]), 0, 10)
     assert not valid2[5:, 1].any() and valid2[:5, 1].any()
+
+
+def test_dp_noise_depends_on_the_seed_not_on_threads(data):
+    """DP noise comes from fixed streams filled by worker threads when there are many models:
+    the same seed must give the same weights with 1 or several threads, and the noise must be
+    standard normal."""
+    from fairleak.train.ensemble import _NormalStreams
+
+    X, y, _ = data
+    masks = _masks(len(y), 30)  # 30 models x 2,306 parameters: enough to use the threads
+    cfg = TrainConfig(hidden=(256,), epochs=1, batch_size=100)
+    dp = DPConfig(noise_multiplier=1.0)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(2, threads))
+        a = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp)
+        b = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp)
+        torch.set_num_threads(1)
+        c = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp)
+    finally:
+        torch.set_num_threads(threads)
+    assert a.noise_multiplier == [1.0] * 30
+    for wa, wb, wc in zip(a.weights, b.weights, c.weights, strict=True):
+        assert torch.equal(wa, wb)
+        torch.testing.assert_close(wa, wc, rtol=1e-5, atol=1e-6)
+
+    bufs = [torch.empty(1 << 17) for _ in range(2)]
+    streams = [_NormalStreams(bufs[0], 11), _NormalStreams(bufs[1], 11)]
+    streams[1].threaded = not streams[0].threaded
+    for s in streams:
+        s.fill()
+    assert torch.equal(bufs[0], bufs[1])
+    assert abs(bufs[0].mean().item()) < 0.01 and abs(bufs[0].std().item() - 1) < 0.01
