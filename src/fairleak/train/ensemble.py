@@ -158,7 +158,6 @@ class _Chunk:
     ws: _Workspace
 
 
-_ALL = slice(None)
 _CHUNK_BYTES = 1 << 22  # batch activations per chunk of models (see _Trainer.chunks)
 
 
@@ -484,12 +483,12 @@ class _Trainer:
         # Models go through forward and backward in even chunks of about 4 MiB of batch inputs
         # and hidden units, so that one chunk's activations stay in cache from one op to the
         # next: measured 5-20% faster per step than one pass over all K on Adult MLPs with 64
-        # to 256 hidden units (smaller chunks lose more to per-op overhead than they gain).
-        # Chunks do not change any model's maths.
+        # to 256 hidden units (smaller chunks lose more to per-op overhead than they gain) when
+        # every op allocated its output; since the ops write into reused buffers, 1 to 64 MiB
+        # chunks measure alike within this machine's noise. Chunks do not change any model's maths.
         width = 4 * self.cfg.batch_size * (self.X.shape[1] + sum(self.cfg.hidden) + 2)
         n_chunks = math.ceil(self.K / max(4, _CHUNK_BYTES // width))
         size = math.ceil(self.K / n_chunks)  # even chunks
-        self.chunks = [slice(k, min(k + size, self.K)) for k in range(0, self.K, size)]
         L = len(self.W)
         self.chunk_views = [
             _Chunk(
@@ -500,7 +499,7 @@ class _Trainer:
                 [g[sl] for g in self.grads[L:]],
                 _Workspace(),
             )
-            for sl in self.chunks
+            for sl in (slice(k, min(k + size, self.K)) for k in range(0, self.K, size))
         ]
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
@@ -680,9 +679,16 @@ class _Trainer:
         return dzs
 
     @staticmethod
-    def _param_grads_into(acts, dzs, d: torch.Tensor, ch: _Chunk) -> None:
+    def _param_grads_into(
+        acts, dzs, d: torch.Tensor, ch: _Chunk, clip: torch.Tensor | None = None
+    ) -> None:
         """Batch-summed gradients of every weight and bias, written into the chunk's views of
-        the gradient buffers."""
+        the gradient buffers. ``clip`` [k, M]: per-sample factors that scale each sample's
+        gradient (DP clipping), applied in place to ``dzs`` and ``d``."""
+        if clip is not None:
+            for dz in dzs:  # a sample's gradient is linear in its output gradients
+                dz.mul_(clip.unsqueeze(-1))
+            d.mul_(clip)
         for a, dz, gW, gb in zip(acts, dzs, ch.gW, ch.gb, strict=False):
             _weight_grad_into(a, dz, gW)
             torch.sum(dz, 1, out=gb)
@@ -750,7 +756,7 @@ class _Trainer:
                 if progress is not None:
                     progress(done, total)
 
-    def _penalty_grad(self, margin, yb, validf, idx, sl: slice = _ALL) -> torch.Tensor:
+    def _penalty_grad(self, margin, yb, validf, idx, sl: slice) -> torch.Tensor:
         """Gradient of lambda_k * penalty_k w.r.t. the margins [K, M] (autograd on [K, M] only)."""
         assert self.fairness is not None and self.groups is not None and self.n_groups is not None
         m = margin.detach().requires_grad_(True)
@@ -929,9 +935,7 @@ class _Trainer:
                     c = clip_factors(sq, torch.gather(C_k, 1, gb)).mul_(validf_c)
                 else:
                     c = clip_factors(sq, C0).mul_(validf_c)
-                for dz in dzs:  # clip each sample's gradient: scale its output gradients
-                    dz.mul_(c.unsqueeze(-1))
-                self._param_grads_into(acts, dzs, d.mul_(c), ch)
+                self._param_grads_into(acts, dzs, d, ch, clip=c)
             scale = (sigma_t * C_max).view(-1)
             noise.fill()
             for gr, nz in zip(self.grads, noise_views, strict=True):
@@ -954,7 +958,7 @@ def clipped_gradient_sum(
     Xv, yv, _, _ = _validate(X, y, np.ones((1, len(y)), dtype=bool), None)
     tr = _Trainer.__new__(_Trainer)
     tr.cfg, tr.K = ens.config, ens.n_models
-    W, b = [w.clone() for w in ens.weights], [b.clone() for b in ens.biases]
+    W, b = ens.weights, ens.biases  # read only
     gW, gb = [torch.zeros_like(w) for w in W], [torch.zeros_like(v) for v in b]
     ch = _Chunk(slice(None), W, b, gW, gb, _Workspace())
     xb = torch.from_numpy(Xv).unsqueeze(0).expand(tr.K, -1, -1)
@@ -964,9 +968,7 @@ def clipped_gradient_sum(
     d = tr._margin_grad(margin, yb, validf)
     dzs = tr._backward_dz(d, pre, post, ch)
     c = clip_factors(tr._sq_norms(acts, dzs, d), max_grad_norm)
-    for dz in dzs:
-        dz.mul_(c.unsqueeze(-1))
-    tr._param_grads_into(acts, dzs, d * c, ch)
+    tr._param_grads_into(acts, dzs, d, ch, clip=c)
     grads = [*gW, *gb]
     L = len(W)
     return [
