@@ -93,11 +93,25 @@ def _opacus_model(ens: Ensemble) -> torch.nn.Sequential:
             lin.bias.copy_(b[0])
         layers.append(lin)
         if i < len(ens.weights) - 1:
-            layers.append(torch.nn.Tanh() if ens.config.activation == "tanh" else torch.nn.ReLU())
+            layers.append(_TORCH_ACT[ens.config.activation]())
     return torch.nn.Sequential(*layers)
 
 
-@pytest.mark.parametrize("hidden,activation", [((), "relu"), ((16,), "relu"), ((12, 8), "tanh")])
+class _Square(torch.nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z * z
+
+
+_TORCH_ACT = {
+    "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "elu": torch.nn.ELU,
+    "square": _Square,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "hidden,activation",
+    [((), "relu"), ((16,), "relu"), ((12, 8), "tanh"), ((8,), "sigmoid"), ((8,), "elu"), ((8, 6), "square")],
+)
 def test_clipped_gradient_sum_equals_opacus(data, hidden, activation):
     X, y, _ = data
     cfg = TrainConfig(hidden=hidden, activation=activation, epochs=1)

@@ -36,7 +36,7 @@ class SplitSection(_Strict):
 
 class TrainSection(_Strict):
     hidden: list[int] = Field(default_factory=lambda: [64])
-    activation: Literal["relu", "tanh", "sigmoid", "elu"] = "relu"
+    activation: Literal["relu", "tanh", "sigmoid", "elu", "square"] = "relu"
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(10, ge=1)

@@ -10,7 +10,7 @@ from fairleak.errors import ParameterError
 
 __all__ = ["ACTIVATIONS", "FAIRNESS_PENALTIES", "DPConfig", "FairnessConfig", "TrainConfig"]
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "square")
 OPTIMIZERS = ("adam", "sgd")
 FAIRNESS_PENALTIES = ("l2_softmax", "demographic_parity", "equalized_odds")
 ACCOUNTANTS = ("rdp", "prv")
@@ -44,7 +44,7 @@ class TrainConfig:
     """
 
     hidden: tuple[int, ...] = (64,)
-    activation: Literal["relu", "tanh", "sigmoid", "elu"] = "relu"
+    activation: Literal["relu", "tanh", "sigmoid", "elu", "square"] = "relu"
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = 1e-3
     epochs: int = 10

@@ -48,7 +48,12 @@ def _activate_(z: torch.Tensor, name: str) -> torch.Tensor:
         return z.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
     if name == "sigmoid":
         return z.sigmoid_()
+    if name == "square":  # the polynomial activation of CryptoNets (encrypted inference)
+        return z * z
     return torch.nn.functional.elu(z)
+
+
+_NEEDS_PRE = ("elu", "square")
 
 
 def _act_backward_(name: str, dh: torch.Tensor, z: torch.Tensor | None, h: torch.Tensor):
@@ -61,6 +66,8 @@ def _act_backward_(name: str, dh: torch.Tensor, z: torch.Tensor | None, h: torch
     if name == "sigmoid":
         return torch.ops.aten.sigmoid_backward.grad_input(dh, h, grad_input=dh)
     assert z is not None
+    if name == "square":
+        return dh.mul_(z).mul_(2.0)
     return dh.mul_(torch.where(z > 0, torch.ones_like(z), h + 1.0))  # elu, alpha = 1
 
 
@@ -649,7 +656,7 @@ class _Trainer:
             acts.append(h)
             z = _linear(h, ch.W[i], ch.b[i], ch.ws.get(f"z{i}", k, M, ch.W[i].shape[2]))
             h = _activate_(z, name)
-            pre.append(z if name == "elu" else None)  # only elu's backward needs z
+            pre.append(z if name in _NEEDS_PRE else None)  # elu's and square's backward need z
             post.append(h)
         acts.append(h)
         w, b = ch.W[-1], ch.b[-1]
