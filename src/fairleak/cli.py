@@ -202,6 +202,16 @@ def audit(
         console.print(f"{k}: {pth}")
 
 
+def _register(name: str) -> None:
+    """Add the subcommand(s) defined in ``fairleak.commands.<name>`` (see its ``register``)."""
+    import importlib
+
+    importlib.import_module(f"fairleak.commands.{name}").register(app)
+
+
+# Subcommands in their own modules, one line each:
+
+
 def main() -> None:
     """Entry point of the ``fairleak`` command."""
     try:
