@@ -47,7 +47,7 @@ def study_fd_mia(args, out: Path) -> pd.DataFrame:
         t0 = time.perf_counter()
         res = run_fd_mia(
             X, ds.y, codes[:, :1], split.members, split.nonmembers, split.population,
-            fairness=FairnessConfig("demographic_parity", lam), config=cfg, seed=seed,
+            fairness=FairnessConfig(penalty="demographic_parity", weight=lam), config=cfg, seed=seed,
             groups_audit=ds.sensitive.iloc[split.audit][[attr]], n_bootstrap=args.bootstrap,
         )  # fmt: skip
         secs = round(time.perf_counter() - t0, 1)

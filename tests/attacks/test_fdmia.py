@@ -60,7 +60,7 @@ def _run_driver(weight, epochs):
     sp = make_audit_split(len(ds), seed=0)
     return run_fd_mia(
         X, ds.y, g, sp.members, sp.nonmembers, sp.population,
-        fairness=FairnessConfig("demographic_parity", weight),
+        fairness=FairnessConfig(penalty="demographic_parity", weight=weight),
         config=TrainConfig(hidden=(16,), epochs=epochs), n_bootstrap=0,
         groups_audit=ds.sensitive.iloc[sp.audit],
     )  # fmt: skip

@@ -69,7 +69,7 @@ def test_private_estimator_reports_epsilon(data):
 @pytest.mark.parametrize(
     ("params", "fit_kwargs", "pattern"),
     [
-        ({"target_epsilon": -1.0}, {}, r"'target_epsilon' parameter of FairleakClassifier must be a float in the range \(0, inf\). Got -1.0"),
+        ({"target_epsilon": -1.0}, {}, r"'target_epsilon' parameter of FairleakClassifier must be a float in the range \(0, inf\)( or None)?\. Got -1.0"),
         ({"target_epsilon": 1.0, "delta": 1.5}, {}, r"'delta' parameter of FairleakClassifier must be a float in the range \(0, 1\). Got 1.5"),
         ({"fairness": "fairest"}, {"sf": True}, r"'fairness' parameter of FairleakClassifier must be one of"),
         ({"fairness": "demographic_parity"}, {}, r"needs the protected attributes"),

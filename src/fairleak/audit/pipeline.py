@@ -131,7 +131,7 @@ def _recipe(cfg: AuditConfig, spec: ModelSpec, data: _Data):
             raise ConfigError(
                 f"models.{spec.name}.fairness.attributes: {bad} are not protected ({protected})."
             )
-        fairness = FairnessConfig(spec.fairness.penalty, spec.fairness.weight, spec.fairness.reduce)
+        fairness = FairnessConfig(penalty=spec.fairness.penalty, weight=spec.fairness.weight, reduce=spec.fairness.reduce)
         cols += [a for a in attrs if a not in cols]
     groups = data.codes[cols].to_numpy() if cols else None
     key = {

@@ -6,34 +6,33 @@ from fairleak.train.config import (
     DPConfig,
     FairnessConfig,
     TrainConfig,
+    group_columns,
 )
 from fairleak.train.dp import compute_epsilon, noise_multiplier_for
-from fairleak.train.ensemble import (
-    Ensemble,
-    TrainShard,
-    clipped_gradient_sum,
-    model_seeds,
-    train_ensemble,
-    train_shard,
-)
-from fairleak.train.estimator import FairleakClassifier
+from fairleak.train.estimator import PARAMETER_MAP, FairleakClassifier
 from fairleak.train.io import load_model, save_model
+from fairleak.train.model import Ensemble, model_seeds
+from fairleak.train.penalties import PENALTIES, Penalty, register_penalty
+from fairleak.train.trainer import clipped_gradient_sum, train_ensemble
 
 __all__ = [
     "ACTIVATIONS",
     "FAIRNESS_PENALTIES",
+    "PARAMETER_MAP",
+    "PENALTIES",
     "DPConfig",
     "Ensemble",
     "FairleakClassifier",
     "FairnessConfig",
+    "Penalty",
     "TrainConfig",
-    "TrainShard",
     "clipped_gradient_sum",
     "compute_epsilon",
+    "group_columns",
     "load_model",
     "model_seeds",
     "noise_multiplier_for",
+    "register_penalty",
     "save_model",
     "train_ensemble",
-    "train_shard",
 ]

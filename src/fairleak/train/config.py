@@ -1,162 +1,156 @@
-"""Training and privacy configurations, validated with messages that name the parameter."""
+"""The hyperparameters of fairleak's models, declared once.
+
+:class:`TrainConfig` (architecture and optimiser), :class:`FairnessConfig` (an in-processing
+penalty) and :class:`DPConfig` (DP-SGD / DP-SGD-S) are what the trainer takes, what the audit
+config's ``train`` / ``models[].fairness`` / ``models[].dp`` sections are, and what
+``FairleakClassifier``'s parameters map to. They are immutable; a bad value raises
+:class:`~fairleak.errors.ParameterError` naming the parameter, what is allowed and what was given.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from fairleak.errors import ParameterError
+from fairleak.train.kernels import ACTIVATIONS
+from fairleak.train.penalties import PENALTIES
+from fairleak.validation import Params, finite
 
-__all__ = ["ACTIVATIONS", "FAIRNESS_PENALTIES", "DPConfig", "FairnessConfig", "TrainConfig"]
+__all__ = [
+    "ACTIVATIONS",
+    "FAIRNESS_PENALTIES",
+    "DPConfig",
+    "FairnessConfig",
+    "TrainConfig",
+    "group_columns",
+]
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "square")
-OPTIMIZERS = ("adam", "sgd")
-FAIRNESS_PENALTIES = ("l2_softmax", "demographic_parity", "equalized_odds")
-ACCOUNTANTS = ("rdp", "prv")
-
-
-def _bad(cls: str, name: str, value: Any, allowed: str) -> ParameterError:
-    return ParameterError(
-        f"The '{name}' parameter of {cls} must be {allowed}. Got {value!r} instead."
-    )
-
-
-def _positive(
-    cls: str, name: str, value: Any, *, integer: bool = False, allow_zero: bool = False
-) -> None:
-    ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or (value < 0 if allow_zero else value <= 0):
-        kind = "an int" if integer else "a float"
-        rng = "[0, inf)" if allow_zero else ("[1, inf)" if integer else "(0, inf)")
-        raise _bad(cls, name, value, f"{kind} in the range {rng}")
-    if not integer and not math.isfinite(value):
-        raise _bad(cls, name, value, "a finite float")
+#: Names of the registered fairness penalties (see ``fairleak.train.penalties``).
+FAIRNESS_PENALTIES = PENALTIES
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """How each model of an ensemble is built and optimised.
+class TrainConfig(Params):
+    """How each model is built and optimised.
 
     ``hidden=()`` is logistic regression (one linear layer to 2 logits); ``hidden=(64,)`` an MLP
     with one hidden layer of 64 units. Optimiser semantics follow ``torch.optim.Adam`` / ``SGD``
     (weight decay is L2 added to the gradient, as there).
     """
 
-    hidden: tuple[int, ...] = (64,)
-    activation: Literal["relu", "tanh", "sigmoid", "elu", "square"] = "relu"
+    hidden: tuple[PositiveInt, ...] = Field((64,), description="hidden layer widths; () is logistic regression")
+    activation: str = Field("relu", description="hidden-layer activation")
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = 1e-3
-    epochs: int = 10
-    batch_size: int = 256
-    weight_decay: float = 0.0
-    momentum: float = 0.0
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(256, ge=1, description="batch size (expected batch size under DP)")
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, description="SGD momentum")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        c = "TrainConfig"
-        if any(h < 1 for h in self.hidden):
-            raise _bad(c, "hidden", self.hidden, "a tuple of positive ints")
-        if self.activation not in ACTIVATIONS:
-            raise _bad(c, "activation", self.activation, f"one of {ACTIVATIONS}")
-        if self.optimizer not in OPTIMIZERS:
-            raise _bad(c, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
-        _positive(c, "lr", self.lr)
-        _positive(c, "epochs", self.epochs, integer=True)
-        _positive(c, "batch_size", self.batch_size, integer=True)
-        _positive(c, "weight_decay", self.weight_decay, allow_zero=True)
-        _positive(c, "momentum", self.momentum, allow_zero=True)
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, v: str) -> str:
+        if v not in ACTIVATIONS:
+            raise ValueError(f"one of {tuple(ACTIVATIONS)}")
+        return v
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
+    _finite = field_validator("lr", "weight_decay", "momentum")(finite)
 
 
-@dataclass(frozen=True)
-class FairnessConfig:
-    """An in-processing fairness penalty, weight ``weight`` (lambda), over protected attributes.
+class FairnessConfig(Params):
+    """An in-processing fairness penalty of weight ``weight`` (lambda) on predicted probabilities.
 
-    ``penalty``: ``"l2_softmax"`` (the seed blog's L2 distance between groups' mean softmax
-    vectors, averaged over pairs of groups), ``"demographic_parity"`` (max - min of groups' mean
-    P(y=1)) or ``"equalized_odds"`` (the larger of that gap among y=1 and among y=0 rows).
-    Several attributes (columns of the group codes) combine by ``reduce`` = ``"sum"`` or
-    ``"max"``; pass intersection codes as a column to penalise intersections.
+    ``penalty``: a registered penalty (``"demographic_parity"``, ``"equalized_odds"``,
+    ``"equal_opportunity"``, ``"l2_softmax"``; see ``fairleak.train.penalties``). Several protected
+    attributes combine by ``reduce`` (``"sum"`` or ``"max"``); ``attributes`` names the protected
+    attributes to penalise (None: all that are given).
     """
 
     penalty: str = "demographic_parity"
-    weight: float = 1.0
+    weight: float = Field(1.0, ge=0, description="lambda, the penalty's weight")
     reduce: Literal["sum", "max"] = "sum"
+    attributes: tuple[str, ...] | None = Field(None, description="protected attributes; None: all")
 
-    def __post_init__(self) -> None:
-        if self.penalty not in FAIRNESS_PENALTIES:
-            raise _bad("FairnessConfig", "penalty", self.penalty, f"one of {FAIRNESS_PENALTIES}")
-        _positive("FairnessConfig", "weight", self.weight, allow_zero=True)
-        if self.reduce not in ("sum", "max"):
-            raise _bad("FairnessConfig", "reduce", self.reduce, "'sum' or 'max'")
+    @field_validator("penalty")
+    @classmethod
+    def _penalty(cls, v: str) -> str:
+        if v not in PENALTIES:
+            raise ValueError(f"one of {tuple(PENALTIES)}")
+        return v
+
+    _finite = field_validator("weight")(finite)
 
 
-@dataclass(frozen=True)
-class DPConfig:
+class DPConfig(Params):
     """DP-SGD (Abadi et al. 2016) settings, optionally with DP-SGD-S group-adaptive clipping.
 
-    Give either ``target_epsilon`` (the noise multiplier is calibrated with Opacus's
-    ``get_noise_multiplier``) or ``noise_multiplier``. ``group_clipping=True`` enables
-    DP-SGD-S (Yang et al. 2025) in the sound form of ALGORITHMS.md section 5: per-group clipped
-    norm sums are released with multiplier ``norm_noise_multiplier`` and accounted as a second
-    subsampled Gaussian mechanism each step; group k is clipped at
-    ``max_grad_norm * clip(r / r_k, 1 / tau, tau)``: ``tau`` bounds how far a group's bound
-    moves from ``max_grad_norm``, both ways, so ``tau = 1`` is DP-SGD exactly (the authors' code
-    bounds it from above only, ``min(tau, r / r_k)``, which lets a small group with large
-    gradients be clipped towards zero). With a fairness penalty, the sign of each linearised
+    Give either ``target_epsilon`` (the noise multiplier is calibrated with Opacus's accountant)
+    or ``noise_multiplier``. ``group_clipping=True`` enables DP-SGD-S (Yang et al. 2025) in the
+    sound form of ALGORITHMS.md section 5: per-group clipped norm sums of the groups of
+    ``group_attribute`` are released with multiplier ``norm_noise_multiplier`` each step, and group
+    k is clipped at ``max_grad_norm * clip(r / r_k, 1 / tau, tau)``: ``tau`` bounds how far a
+    group's bound moves from ``max_grad_norm``, both ways, so ``tau = 1`` is DP-SGD exactly (the
+    authors' code bounds it from above only, ``min(tau, r / r_k)``, which lets a small group with
+    large gradients be clipped towards zero). With a fairness penalty, the sign of each linearised
     gap is re-estimated every step from per-group sums of predictions released with multiplier
-    ``fairness_noise_multiplier`` (sensitivity 1 per gap term), accounted as a further mechanism.
+    ``fairness_noise_multiplier``. Every release is accounted (see ``fairleak.train.dp``).
     """
 
-    target_epsilon: float | None = None
-    noise_multiplier: float | None = None
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
+    target_epsilon: float | None = Field(None, gt=0)
+    noise_multiplier: float | None = Field(None, ge=0)
+    delta: float = Field(1e-5, gt=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0, description="clipping bound C")
     accountant: Literal["rdp", "prv"] = "rdp"
-    group_clipping: bool = False
-    tau: float = 2.0
-    norm_noise_multiplier: float = 10.0
-    fairness_noise_multiplier: float = 10.0
+    group_clipping: bool = Field(False, description="DP-SGD-S group-adaptive clipping")
+    tau: float = Field(2.0, ge=1, description="DP-SGD-S: bound on C_k / C, both ways")
+    norm_noise_multiplier: float = Field(10.0, gt=0, description="DP-SGD-S norm release")
+    fairness_noise_multiplier: float = Field(10.0, gt=0, description="private fairness sign release")
+    group_attribute: str | None = Field(
+        None, description="DP-SGD-S groups: a protected attribute; None: the first"
+    )
 
-    def __post_init__(self) -> None:
-        c = "DPConfig"
+    _finite = field_validator(
+        "target_epsilon", "noise_multiplier", "max_grad_norm", "tau",
+        "norm_noise_multiplier", "fairness_noise_multiplier",
+    )(finite)  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DPConfig:
         if self.target_epsilon is None and self.noise_multiplier is None:
-            raise ParameterError(
+            raise ValueError(
                 "DPConfig needs either 'target_epsilon' (a float in (0, inf)) or "
                 "'noise_multiplier' (a float in [0, inf)); got neither."
             )
-        if self.target_epsilon is not None:
-            _positive(c, "target_epsilon", self.target_epsilon)
-        if self.noise_multiplier is not None:
-            _positive(c, "noise_multiplier", self.noise_multiplier, allow_zero=True)
-        if (
-            isinstance(self.delta, bool)
-            or not isinstance(self.delta, int | float)
-            or not 0 < self.delta < 1
-        ):
-            raise _bad(c, "delta", self.delta, "a float in the range (0, 1)")
-        _positive(c, "max_grad_norm", self.max_grad_norm)
-        if self.accountant not in ACCOUNTANTS:
-            raise _bad(c, "accountant", self.accountant, f"one of {ACCOUNTANTS}")
-        if not isinstance(self.tau, int | float) or self.tau < 1:
-            raise _bad(c, "tau", self.tau, "a float in the range [1, inf)")
-        _positive(c, "norm_noise_multiplier", self.norm_noise_multiplier)
-        _positive(c, "fairness_noise_multiplier", self.fairness_noise_multiplier)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self
 
 
-@dataclass(frozen=True)
-class _Resolved:
-    """Internal: a DPConfig with its noise multiplier fixed for a given schedule."""
+def group_columns(
+    fairness: FairnessConfig | None, dp: DPConfig | None, protected: Sequence[str], *, owner: str = ""
+) -> tuple[list[str], str | None]:
+    """The protected attributes a recipe trains with: those its fairness penalty compares
+    (``fairness.attributes``, default all of ``protected``) and the one DP-SGD-S clips by
+    (``dp.group_attribute``, default the first); an unknown name is a clear error."""
+    protected = list(protected)
+    where = f"{owner}: " if owner else ""
 
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    def check(names: Sequence[str], key: str) -> None:
+        bad = [a for a in names if a not in protected]
+        if bad:
+            raise ParameterError(
+                f"{where}'{key}' names {bad}, which {'is' if len(bad) == 1 else 'are'} not among "
+                f"the protected attributes {protected}."
+            )
+
+    penalised: list[str] = []
+    if fairness is not None:
+        penalised = list(fairness.attributes) if fairness.attributes else protected
+        check(penalised, "fairness.attributes")
+    clip = None
+    if dp is not None and dp.group_clipping:
+        clip = dp.group_attribute or (protected[0] if protected else None)
+        if clip is None:
+            raise ParameterError(f"{where}DP-SGD-S group clipping needs a protected attribute.")
+        check([clip], "dp.group_attribute")
+    return penalised, clip

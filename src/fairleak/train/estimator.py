@@ -5,16 +5,48 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fairleak.data.groups import group_codes, normalize_sensitive
 from fairleak.errors import ParameterError
-from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
-from fairleak.train.ensemble import Ensemble, train_ensemble
+from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig, group_columns
+from fairleak.train.model import Ensemble
+from fairleak.train.trainer import train_ensemble
+from fairleak.validation import format_validation_error
 
-__all__ = ["FairleakClassifier"]
+__all__ = ["PARAMETER_MAP", "FairleakClassifier"]
+
+#: Each parameter of :class:`FairleakClassifier` and the hyperparameter it sets: (section, field)
+#: of :class:`TrainConfig` ("train"), :class:`FairnessConfig` ("fairness") or :class:`DPConfig`
+#: ("dp"). The estimator declares no hyperparameter of its own (a test checks that every field
+#: of the three models is reachable from here).
+PARAMETER_MAP: dict[str, tuple[str, str]] = {
+    "hidden_layer_sizes": ("train", "hidden"),
+    "activation": ("train", "activation"),
+    "optimizer": ("train", "optimizer"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "momentum": ("train", "momentum"),
+    "fairness": ("fairness", "penalty"),
+    "fairness_weight": ("fairness", "weight"),
+    "fairness_reduce": ("fairness", "reduce"),
+    "fairness_attributes": ("fairness", "attributes"),
+    "target_epsilon": ("dp", "target_epsilon"),
+    "noise_multiplier": ("dp", "noise_multiplier"),
+    "delta": ("dp", "delta"),
+    "max_grad_norm": ("dp", "max_grad_norm"),
+    "accountant": ("dp", "accountant"),
+    "group_clipping": ("dp", "group_clipping"),
+    "tau": ("dp", "tau"),
+    "norm_noise_multiplier": ("dp", "norm_noise_multiplier"),
+    "fairness_noise_multiplier": ("dp", "fairness_noise_multiplier"),
+    "group_attribute": ("dp", "group_attribute"),
+}
 
 
 class FairleakClassifier(ClassifierMixin, BaseEstimator):
@@ -25,14 +57,22 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
 
     Args:
         hidden_layer_sizes: hidden widths; ``()`` gives logistic regression.
-        activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"elu"``.
-        fairness: ``None``, ``"l2_softmax"``, ``"demographic_parity"`` or ``"equalized_odds"``.
+        activation: ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"elu"`` or ``"square"``.
+        fairness: ``None`` or a registered penalty (``"demographic_parity"``,
+            ``"equalized_odds"``, ``"equal_opportunity"``, ``"l2_softmax"``).
         fairness_weight: lambda of the penalty; ``fairness_reduce``: ``"sum"`` / ``"max"`` over
-            protected attributes.
+            protected attributes; ``fairness_attributes``: which columns of
+            ``sensitive_features`` it compares (default all).
         target_epsilon / noise_multiplier: train with DP-SGD (give one); ``delta``,
             ``max_grad_norm`` (clipping bound C), ``accountant`` (``"rdp"`` / ``"prv"``).
-        group_clipping: DP-SGD-S group-adaptive clipping with bound ``tau``.
-        optimizer, epochs, batch_size, lr, weight_decay, random_state: training.
+        group_clipping: DP-SGD-S group-adaptive clipping with bound ``tau``, by the groups of
+            ``group_attribute`` (default the first column of ``sensitive_features``);
+            ``norm_noise_multiplier`` / ``fairness_noise_multiplier``: the noise of DP-SGD-S's
+            norm release and of the private fairness sign.
+        optimizer, epochs, batch_size, lr, weight_decay, momentum, random_state: training.
+
+    Every parameter maps to a field of :class:`TrainConfig`, :class:`FairnessConfig` or
+    :class:`DPConfig` (:data:`PARAMETER_MAP`), where it is declared and validated.
 
     Attributes:
         classes_, n_features_in_, epsilon_ (None when not private), delta_, ensemble_.
@@ -49,6 +89,7 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         fairness: str | None = None,
         fairness_weight: float = 1.0,
         fairness_reduce: str = "sum",
+        fairness_attributes: tuple[str, ...] | None = None,
         target_epsilon: float | None = None,
         noise_multiplier: float | None = None,
         delta: float = 1e-5,
@@ -56,11 +97,15 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         accountant: str = "rdp",
         group_clipping: bool = False,
         tau: float = 2.0,
+        norm_noise_multiplier: float = 10.0,
+        fairness_noise_multiplier: float = 10.0,
+        group_attribute: str | None = None,
         optimizer: str = "adam",
         epochs: int = 10,
         batch_size: int = 256,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        momentum: float = 0.0,
         random_state: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -68,6 +113,7 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         self.fairness = fairness
         self.fairness_weight = fairness_weight
         self.fairness_reduce = fairness_reduce
+        self.fairness_attributes = fairness_attributes
         self.target_epsilon = target_epsilon
         self.noise_multiplier = noise_multiplier
         self.delta = delta
@@ -75,63 +121,51 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         self.accountant = accountant
         self.group_clipping = group_clipping
         self.tau = tau
+        self.norm_noise_multiplier = norm_noise_multiplier
+        self.fairness_noise_multiplier = fairness_noise_multiplier
+        self.group_attribute = group_attribute
         self.optimizer = optimizer
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.momentum = momentum
         self.random_state = random_state
 
     def _configs(self) -> tuple[TrainConfig, FairnessConfig | None, DPConfig | None]:
-        def reword(exc: ParameterError) -> ParameterError:
-            return ParameterError(
-                str(exc).replace("of TrainConfig", "of FairleakClassifier")
-                .replace("of DPConfig", "of FairleakClassifier")
-                .replace("'penalty' parameter of FairnessConfig", "'fairness' parameter of FairleakClassifier")
-                .replace("'weight' parameter of FairnessConfig", "'fairness_weight' parameter of FairleakClassifier")
-                .replace("'reduce' parameter of FairnessConfig", "'fairness_reduce' parameter of FairleakClassifier")
-                .replace("'hidden' parameter", "'hidden_layer_sizes' parameter")
-            )  # fmt: skip
-
-        try:
-            hidden = tuple(self.hidden_layer_sizes)
-        except TypeError as exc:
+        """The three hyperparameter models this estimator's parameters map to (:data:`PARAMETER_MAP`)."""
+        values: dict[str, dict[str, Any]] = {"train": {}, "fairness": {}, "dp": {}}
+        for param, (section, field) in PARAMETER_MAP.items():
+            values[section][field] = getattr(self, param)
+        hidden = values["train"]["hidden"]
+        if not isinstance(hidden, tuple | list):
             raise ParameterError(
                 "The 'hidden_layer_sizes' parameter of FairleakClassifier must be a tuple of "
-                f"positive ints. Got {self.hidden_layer_sizes!r} instead."
-            ) from exc
-        try:
-            train = TrainConfig(
-                hidden=hidden, activation=self.activation, optimizer=self.optimizer, lr=self.lr,
-                epochs=self.epochs, batch_size=self.batch_size, weight_decay=self.weight_decay,
-            )  # fmt: skip
-            fair = (
-                None
-                if self.fairness is None
-                else FairnessConfig(self.fairness, self.fairness_weight, self.fairness_reduce)
+                f"positive ints. Got {hidden!r} instead."
             )
-            private = self.target_epsilon is not None or self.noise_multiplier is not None
-            dp = (
-                DPConfig(
-                    target_epsilon=self.target_epsilon,
-                    noise_multiplier=self.noise_multiplier,
-                    delta=self.delta,
-                    max_grad_norm=self.max_grad_norm,
-                    accountant=self.accountant,
-                    group_clipping=bool(self.group_clipping),
-                    tau=self.tau,
-                )
-                if private
-                else None
-            )
-        except ParameterError as exc:
-            raise reword(exc) from None
-        if self.group_clipping and dp is None:
+        private = self.target_epsilon is not None or self.noise_multiplier is not None
+        if self.group_clipping and not private:
             raise ParameterError(
                 "The 'group_clipping' parameter of FairleakClassifier needs DP-SGD: set "
                 "'target_epsilon' or 'noise_multiplier' too."
             )
-        return train, fair, dp
+        out = []
+        for section, model, used in (
+            ("train", TrainConfig, True),
+            ("fairness", FairnessConfig, self.fairness is not None),
+            ("dp", DPConfig, private),
+        ):
+            if not used:
+                out.append(None)
+                continue
+            try:
+                out.append(model.model_validate(values[section]))
+            except ValidationError as exc:
+                names = {f: p for p, (s, f) in PARAMETER_MAP.items() if s == section}
+                raise ParameterError(
+                    format_validation_error(exc, model, owner="FairleakClassifier", names=names)
+                ) from None
+        return out[0], out[1], out[2]
 
     def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> FairleakClassifier:
         """Fit on ``X``, ``y``; ``sensitive_features`` (one or more columns) for fairness / DP-SGD-S."""
@@ -146,19 +180,23 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
                 f"'{y_type}' with {len(self.classes_)} class(es): {self.classes_.tolist()[:10]}."
             )
         y01 = (y == self.classes_[1]).astype(np.int64)
-        groups = None
-        if sensitive_features is not None:
+        groups = clip_groups = None
+        if fair is not None or (dp is not None and dp.group_clipping):
+            if sensitive_features is None:
+                what = "A fairness penalty" if fair is not None else "DP-SGD-S group clipping"
+                raise ParameterError(
+                    f"{what} needs the protected attributes: call fit(X, y, sensitive_features=...)."
+                )
             sf = normalize_sensitive(sensitive_features, n_rows=X.shape[0])
-            groups = np.stack([group_codes(sf[c].to_numpy())[0] for c in sf.columns], 1)
-        elif fair is not None or (dp is not None and dp.group_clipping):
-            what = "A fairness penalty" if fair is not None else "DP-SGD-S group clipping"
-            raise ParameterError(
-                f"{what} needs the protected attributes: call fit(X, y, sensitive_features=...)."
-            )
+            penalised, clip = group_columns(fair, dp, list(sf.columns), owner="FairleakClassifier")
+            if penalised:
+                groups = np.stack([group_codes(sf[c].to_numpy())[0] for c in penalised], 1)
+            if clip is not None:
+                clip_groups = group_codes(sf[clip].to_numpy())[0]
         seed = 0 if self.random_state is None else int(self.random_state)
         self.ensemble_ = train_ensemble(
             np.asarray(X, dtype=np.float32), y01, np.ones((1, len(y01)), dtype=bool), config=train,
-            seed=seed, groups=groups, fairness=fair, dp=dp,
+            seed=seed, groups=groups, fairness=fair, dp=dp, clip_groups=clip_groups,
         )  # fmt: skip
         self.epsilon_ = None if self.ensemble_.epsilon is None else self.ensemble_.epsilon[0]
         self.delta_ = self.ensemble_.delta

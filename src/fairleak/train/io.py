@@ -16,8 +16,8 @@ from safetensors.torch import load_file, save_file
 
 import fairleak
 from fairleak.errors import DataValidationError
-from fairleak.train.ensemble import Ensemble
 from fairleak.train.estimator import FairleakClassifier
+from fairleak.train.model import Ensemble
 
 __all__ = ["load_model", "save_model"]
 
@@ -78,8 +78,9 @@ def load_model(path: str | Path) -> Ensemble | FairleakClassifier:
         if meta["kind"] != "FairleakClassifier":
             raise ValueError(f"unknown kind {meta['kind']!r}")
         params = dict(meta["params"])
-        if isinstance(params.get("hidden_layer_sizes"), list):
-            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        for key in ("hidden_layer_sizes", "fairness_attributes"):  # JSON stores tuples as lists
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
         allowed = set(FairleakClassifier().get_params())
         if not set(params) <= allowed:
             raise ValueError(f"unexpected parameters {sorted(set(params) - allowed)}")

@@ -10,11 +10,53 @@ and the expected group sizes held fixed, ``penalty = sum_i w_i p_i``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
-__all__ = ["batch_penalty", "linearised_weights"]
+__all__ = ["PENALTIES", "Penalty", "batch_penalty", "linearised_weights", "register_penalty"]
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A fairness penalty, declared by what it compares.
+
+    ``classes``: the label classes within which groups' mean P(y=1) are compared (``None``: all
+    rows; ``(0, 1)``: within each class, the larger gap counts, as equalized odds).
+    ``combine``: ``"range"`` (max - min over groups) or ``"pairwise_l2"`` (mean L2 distance
+    between groups' mean softmax vectors over pairs of groups, the seed blog's penalty).
+    """
+
+    name: str
+    classes: tuple[int | None, ...] = (None,)
+    combine: Literal["range", "pairwise_l2"] = "range"
+    description: str = ""
+
+    @property
+    def linear_scale(self) -> float:
+        # For 2-class softmax vectors (1 - mu, mu): ||m_g - m_h||_2 = sqrt(2) |mu_g - mu_h|.
+        return math.sqrt(2.0) if self.combine == "pairwise_l2" else 1.0
+
+
+#: Registered penalties by name (the ``penalty`` of :class:`~fairleak.train.FairnessConfig`).
+PENALTIES: dict[str, Penalty] = {}
+
+
+def register_penalty(penalty: Penalty) -> Penalty:
+    """Make ``penalty`` available by name to the trainer, the estimators and the audit config."""
+    PENALTIES[penalty.name] = penalty
+    return penalty
+
+
+register_penalty(Penalty("l2_softmax", combine="pairwise_l2",
+                         description="L2 distance between groups' mean softmax vectors (seed blog)"))  # fmt: skip
+register_penalty(Penalty("demographic_parity", description="max - min of groups' mean P(y=1)"))
+register_penalty(Penalty("equalized_odds", classes=(0, 1),
+                         description="the larger demographic-parity gap among y=1 and among y=0 rows"))  # fmt: skip
+register_penalty(Penalty("equal_opportunity", classes=(1,),
+                         description="max - min of groups' mean P(y=1) among y=1 rows (TPR gap)"))  # fmt: skip
 
 
 def _group_means(p1: torch.Tensor, onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,22 +96,19 @@ def batch_penalty(
         p1: predicted P(y=1) [K, M]; y: labels [K, M]; valid: 0/1 float mask [K, M].
         groups: int codes [K, M, A], one column per protected attribute (or intersection).
         n_groups: number of groups of each attribute.
-        kind: ``"l2_softmax"``, ``"demographic_parity"`` or ``"equalized_odds"``.
+        kind: a registered penalty name (:data:`PENALTIES`).
         reduce: ``"sum"`` or ``"max"`` over attributes.
     """
+    pen = PENALTIES[kind]
+    gap = _range if pen.combine == "range" else _pairwise_l2
     per_attr = []
     for a, g in enumerate(n_groups):
         oh = torch.nn.functional.one_hot(groups[..., a], g).to(p1.dtype) * valid.unsqueeze(-1)
-        if kind == "equalized_odds":
-            gaps = []
-            for cls in (0, 1):
-                ohc = oh * (y == cls).to(p1.dtype).unsqueeze(-1)
-                gaps.append(_range(*_group_means(p1, ohc)))
-            per_attr.append(torch.maximum(gaps[0], gaps[1]))
-        elif kind == "demographic_parity":
-            per_attr.append(_range(*_group_means(p1, oh)))
-        else:
-            per_attr.append(_pairwise_l2(*_group_means(p1, oh)))
+        gaps = [
+            gap(*_group_means(p1, oh if cls is None else oh * (y == cls).to(p1.dtype).unsqueeze(-1)))
+            for cls in pen.classes
+        ]
+        per_attr.append(torch.stack(gaps, -1).max(-1).values)
     stacked = torch.stack(per_attr, -1)
     return stacked.sum(-1) if reduce == "sum" else stacked.max(-1).values
 
@@ -79,7 +118,7 @@ def linearised_weights(
 ) -> np.ndarray:
     """Per-term, per-sample weights ``w[t, i]`` of the linearised gaps for a model trained on ``rows``.
 
-    One term per attribute (per attribute and label class for equalized odds). Term t compares
+    One term per attribute and compared label class of the penalty. Term t compares
     the two groups with the highest and lowest label base rate among the model's training rows
     (their identity is computed once, before training, from the training labels; the one-off
     choice of which two groups to compare is not charged to the privacy budget). The gap
@@ -90,11 +129,11 @@ def linearised_weights(
     subgradient of ``|gap|`` rather than a push in a fixed direction.
     """
     n = len(rows)
-    scale = math.sqrt(2.0) if kind == "l2_softmax" else 1.0
-    classes = (0, 1) if kind == "equalized_odds" else (None,)
+    pen = PENALTIES[kind]
+    scale = pen.linear_scale
     terms = []
     for a, g in enumerate(n_groups):
-        for cls in classes:
+        for cls in pen.classes:
             w = np.zeros(len(y), dtype=np.float32)
             sel = rows if cls is None else rows[y[rows] == cls]
             codes = groups[sel, a]

@@ -1,0 +1,173 @@
+"""The per-step mechanisms of private training, as pieces a DP step is made of.
+
+Like Opacus's ``DPOptimizer`` (``pre_step`` -> ``clip_and_accumulate`` -> ``add_noise`` ->
+``scale_grad``), a DP-SGD step here is: every mechanism draws its step noise (``begin_step``);
+per chunk of models, margin-gradient terms adjust the per-sample loss gradient
+(:class:`PrivateFairnessSign`); the clipping rule gives each sample's factor
+(:class:`FlatClipping` = DP-SGD, :class:`GroupAdaptiveClipping` = DP-SGD-S); then the trainer
+adds Gaussian noise scaled by the largest bound and divides by the expected batch size. A variant
+overrides only the piece it changes. Every mechanism lists its :class:`Release`\\ s (what it
+publishes each step from the step's Poisson batch), which is what the accountant charges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fairleak.train.config import DPConfig, FairnessConfig
+from fairleak.train.dp import clip_factors
+from fairleak.train.penalties import linearised_weights
+
+__all__ = [
+    "BatchView",
+    "FlatClipping",
+    "GroupAdaptiveClipping",
+    "PrivateFairnessSign",
+    "Release",
+]
+
+
+@dataclass(frozen=True)
+class Release:
+    """A statistic released every step from the step's Poisson batch with Gaussian noise whose
+    standard deviation is ``noise_multiplier`` times its L2 sensitivity."""
+
+    name: str
+    noise_multiplier: float
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """One chunk of models' share of a step: the models' slice, batch row ids and 0/1 validity
+    [k, M]."""
+
+    sl: slice
+    idx: torch.Tensor
+    valid: torch.Tensor
+
+
+class FlatClipping:
+    """DP-SGD's clipping (Abadi et al. 2016): every per-sample gradient to norm ``C``
+    (Opacus's flat clipping, ``min(1, C / (||g|| + 1e-6))``). Releases nothing extra."""
+
+    releases: tuple[Release, ...] = ()
+
+    def __init__(self, max_grad_norm: float, n_models: int) -> None:
+        self.C0 = float(max_grad_norm)
+        self.K = n_models
+
+    def begin_step(self) -> None:
+        """Draw this step's release noise for all K models (none here)."""
+
+    def factors(self, sq_norms: torch.Tensor, batch: BatchView) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample clipping factors [k, M] (0 on padding) and each model's largest bound [k]."""
+        c = clip_factors(sq_norms, self.C0).mul_(batch.valid)
+        return c, torch.full((c.shape[0],), self.C0)
+
+
+class GroupAdaptiveClipping(FlatClipping):
+    """DP-SGD-S (Yang et al. 2025), in the sound form of ALGORITHMS.md section 5.
+
+    Each step releases the per-group sums of per-sample gradient norms clipped at C0 (groups are
+    disjoint: one Gaussian mechanism of sensitivity C0 and multiplier ``norm_noise_multiplier``),
+    estimates each group's mean norm r_k and the batch's r from them (post-processing), and clips
+    group k at ``C0 * clip(r / r_k, 1 / tau, tau)``.
+    """
+
+    def __init__(
+        self,
+        dp: DPConfig,
+        codes: torch.Tensor,
+        n_groups: int,
+        expected_group: torch.Tensor,
+        expected_batch: torch.Tensor,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__(dp.max_grad_norm, len(expected_batch))
+        self.tau = float(dp.tau)
+        self.sigma_n = float(dp.norm_noise_multiplier)
+        self.releases = (Release("per-group clipped norm sums", self.sigma_n),)
+        self.codes, self.G = codes, n_groups
+        self.expected_group = expected_group  # [K, G]: expected group counts in a batch
+        self.expected_batch = expected_batch  # [K]
+        self.gen = generator
+
+    def begin_step(self) -> None:
+        # drawn for all K models at once, so the stream does not depend on the chunking
+        self.noise = torch.randn(self.K, self.G, generator=self.gen) * (self.sigma_n * self.C0)
+
+    def factors(self, sq_norms: torch.Tensor, batch: BatchView) -> tuple[torch.Tensor, torch.Tensor]:
+        sl, valid = batch.sl, batch.valid
+        gb = self.codes[batch.idx]  # [k, M]
+        oh = torch.nn.functional.one_hot(gb, self.G).float() * valid.unsqueeze(-1)
+        clipped_norm = torch.minimum(sq_norms.sqrt(), torch.tensor(self.C0))
+        sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
+        noisy = (sums + self.noise[sl]).clamp(min=0.0)
+        r_k = noisy / self.expected_group[sl].clamp(min=1e-12)
+        r = noisy.sum(1, keepdim=True) / self.expected_batch[sl].view(-1, 1)
+        ratio = torch.where(r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, self.tau))
+        C_k = self.C0 * torch.clamp(ratio, min=1.0 / self.tau, max=self.tau)  # [k, G]
+        c = clip_factors(sq_norms, torch.gather(C_k, 1, gb)).mul_(valid)
+        return c, C_k.max(1).values
+
+
+class PrivateFairnessSign:
+    """A fairness penalty under DP-SGD (ALGORITHMS.md section 5).
+
+    A penalty on group means couples samples and has no per-sample gradient, so each gap is
+    linearised (``penalty = sum_i w_i p_i``, see :func:`~fairleak.train.penalties.linearised_weights`)
+    with the expected group sizes held fixed, and the *sign* of each linearised gap is
+    re-estimated every step from per-group sums of P(y=1) released with noise (each sample is in
+    at most one of the two compared groups of a term: L2 sensitivity sqrt(T) over T terms), so
+    that the penalty is the subgradient of ``|gap|`` rather than a push in a fixed direction.
+    """
+
+    def __init__(
+        self,
+        fairness: FairnessConfig,
+        dp: DPConfig,
+        lam: torch.Tensor,
+        y: np.ndarray,
+        groups: np.ndarray,
+        n_groups: list[int],
+        rows: list[np.ndarray],
+        q: np.ndarray,
+        generator: torch.Generator,
+    ) -> None:
+        self.reduce = fairness.reduce
+        self.lam = lam
+        self.sigma_f = float(dp.fairness_noise_multiplier)
+        self.releases = (Release("fairness gap signs", self.sigma_f),)
+        self.w = torch.from_numpy(
+            np.stack([linearised_weights(y, groups, n_groups, fairness.penalty, r) for r in rows])
+        )  # [K, T, N]
+        self.K, self.T = self.w.shape[0], self.w.shape[1]
+        qt = torch.from_numpy(np.asarray(q, dtype=np.float32))
+        # expected sizes of the compared groups in a Poisson batch (public group sizes)
+        self.exp_hi = ((self.w > 0).sum(2).float() * qt.view(-1, 1)).clamp(min=1e-9)
+        self.exp_lo = ((self.w < 0).sum(2).float() * qt.view(-1, 1)).clamp(min=1e-9)
+        self.gen = generator
+
+    def begin_step(self) -> None:
+        sd = self.sigma_f * math.sqrt(self.T)
+        self.noise = torch.randn(self.K, 2, self.T, generator=self.gen) * sd
+
+    def margin_grad(self, d: torch.Tensor, margin: torch.Tensor, batch: BatchView) -> torch.Tensor:
+        """``d`` plus lambda times the gradient of the signed linearised gaps w.r.t. the margins."""
+        sl, idx, valid = batch.sl, batch.idx, batch.valid
+        p1 = torch.sigmoid(margin)
+        w_b = torch.gather(self.w[sl], 2, idx.unsqueeze(1).expand(-1, self.T, -1))
+        w_b = w_b * valid.unsqueeze(1)  # [k, T, M]
+        pos, neg = (w_b > 0).float(), (w_b < 0).float()
+        s_hi = (pos * p1.unsqueeze(1)).sum(-1) + self.noise[sl, 0]
+        s_lo = (neg * p1.unsqueeze(1)).sum(-1) + self.noise[sl, 1]
+        gap = s_hi / self.exp_hi[sl] - s_lo / self.exp_lo[sl]  # [k, T]
+        sign = torch.sign(gap)
+        if self.reduce == "max":  # subgradient of the largest |gap| only
+            sign = sign * torch.nn.functional.one_hot(gap.abs().argmax(1), self.T).float()
+        coef = (sign.unsqueeze(-1) * w_b).sum(1)  # [k, M]
+        return d + self.lam[sl].view(-1, 1) * coef * p1 * (1 - p1)
