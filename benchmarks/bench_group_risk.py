@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from _common import adult_features, header, timed
 
-from fairleak.attacks import run_pa_alooa
+from fairleak.audit import run_pa_alooa
 from fairleak.data import load_dataset
 from fairleak.train import TrainConfig
 

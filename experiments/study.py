@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairleak.attacks import run_fd_mia, run_pa_alooa
+from fairleak.audit import run_fd_mia, run_pa_alooa
 from fairleak.data import TabularPreprocessor, group_codes, load_dataset, make_audit_split
 from fairleak.train import DPConfig, FairnessConfig, TrainConfig
 
@@ -30,7 +30,8 @@ DATASETS = {"adult": ["sex", "race"], "compas": ["race", "sex"]}
 def prepare(name: str, seed: int, max_audit: int | None = None):
     ds = load_dataset(name, protected=DATASETS[name])
     split = make_audit_split(len(ds), seed=seed, stratify=ds.y, max_audit=max_audit)
-    X = TabularPreprocessor().fit(ds.features.iloc[split.members]).transform(ds.features)
+    # as the audit does: the encoding is fitted on the population rows (public to the attacker)
+    X = TabularPreprocessor().fit(ds.features.iloc[split.population]).transform(ds.features)
     codes = np.stack([group_codes(ds.sensitive[c].to_numpy())[0] for c in ds.sensitive.columns], 1)
     return ds, split, X, codes
 
@@ -115,16 +116,7 @@ def study_group_risk(args, out: Path) -> pd.DataFrame:
         for seed in range(args.seeds):
             ds, _split, X, _codes = prepare(name, seed)
             t0 = time.perf_counter()
-            res = run_pa_alooa(
-                X,
-                ds.y,
-                ds.sensitive,
-                n_models=args.models,
-                config=cfg,
-                seed=seed,
-                intersections=False,
-                null_seed=seed,
-            )
+            res = run_pa_alooa(X, ds.y, ds.sensitive, n_models=args.models, config=cfg, seed=seed)
             secs = time.perf_counter() - t0
             for attr in DATASETS[name]:
                 for method, groups in res.gpr[attr].items():
@@ -155,14 +147,15 @@ def study_dpsgd_s(args, out: Path) -> pd.DataFrame:
     for name in DATASETS:
         attr = DATASETS[name][0]
         for seed in range(args.dp_seeds):
-            ds, _split, X, codes = prepare(name, seed)
+            ds, _split, X, _codes = prepare(name, seed)
             for label, eps, group_clipping in variants:
                 dp = None if eps is None else DPConfig(
                     target_epsilon=eps, max_grad_norm=1.0, group_clipping=group_clipping, tau=2.0
                 )  # fmt: skip
                 t0 = time.perf_counter()
-                res = run_pa_alooa(X, ds.y, ds.sensitive, n_models=args.dp_models, config=cfg, seed=seed,
-                                   dp=dp, train_groups=codes[:, :1], intersections=False)  # fmt: skip
+                # DP-SGD-S clips by the groups of the first protected attribute
+                res = run_pa_alooa(X, ds.y, ds.sensitive, n_models=args.dp_models, config=cfg,
+                                   seed=seed, dp=dp, null=False)  # fmt: skip
                 acc = res.accuracy_by_group[attr]
                 gpr = res.gpr[attr]["pa_alooa_heldout"]
                 rows.append({"dataset": name, "seed": seed, "target_epsilon": eps, "epsilon": res.epsilon,

@@ -10,7 +10,7 @@ import jsonschema
 from fairleak.audit.results import results_schema
 
 
-def _run(*args, timeout=300):
+def _run(*args, timeout=900):
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "fairleak.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)  # fmt: skip

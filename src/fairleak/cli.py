@@ -86,6 +86,12 @@ def datasets(
         console.print(f"  source: {info.source} ({info.licence})", highlight=False)
 
 
+def _model_name(path: str) -> str:
+    stem = Path(path).stem
+    name = "".join(c if c.isalnum() or c in "_-." else "_" for c in stem)[:64]
+    return name or "model"
+
+
 @app.command()
 def audit(
     data: Annotated[
@@ -111,6 +117,28 @@ def audit(
         int | None,
         typer.Option(help="Refuse protected groups with fewer rows than this (default 10)."),
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Audit YOUR fitted model: a scikit-learn model saved with skops (.skops)."),
+    ] = None,
+    trust_pickle: Annotated[
+        bool, typer.Option(help="Allow --model to be a pickle/joblib file (it can run code: only your own files).")
+    ] = False,
+    trust: Annotated[
+        list[str] | None, typer.Option(help="A type name skops may load from --model (repeatable).")
+    ] = None,
+    predictions: Annotated[
+        str | None,
+        typer.Option(help="Audit predictions only: a column of DATA, or a file with one probability per row."),
+    ] = None,
+    member_column: Annotated[
+        str | None, typer.Option(help="Column marking the rows --model trained on (1/true/yes/train).")
+    ] = None,
+    train: Annotated[str | None, typer.Option(help="File of the rows --model trained on.")] = None,
+    holdout: Annotated[str | None, typer.Option(help="File of rows --model never saw.")] = None,
+    population: Annotated[
+        str | None, typer.Option(help="File of further unseen rows (default: half of --holdout).")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config (see docs/CONFIG.md).")
     ] = None,
@@ -119,79 +147,82 @@ def audit(
     fast: Annotated[
         bool, typer.Option(help="A complete but small audit (under a minute).")
     ] = False,
-    no_cache: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
+    cache: Annotated[
+        bool,
+        typer.Option(help="Reuse finished work from OUT/.cache (--no-cache recomputes everything and refreshes the cache)."),
+    ] = True,
 ) -> None:
     """Audit classifiers for fairness and privacy together; write results.json, Parquet tables
-    and report.html to OUT. With no arguments: Adult, protected sex and race."""
+    and report.html to OUT. With no arguments: Adult, protected sex and race, fairleak's six
+    reference models. With --model (or --predictions) and the rows it trained on: YOUR model."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fairleak.audit.config import default_config, load_config
+    from fairleak.audit import apply_overrides, default_config, load_config, run_audit
     from fairleak.audit.data_source import parse_bins
-    from fairleak.audit.pipeline import run_audit
     from fairleak.audit.results import write_outputs
     from fairleak.report import write_report
 
     try:
         cfg = load_config(config) if config is not None else default_config(fast=fast)
+        over: dict = {}
         if config is not None and fast:
-            cfg_fast = default_config(fast=True)
-            cfg.split.max_audit = cfg_fast.split.max_audit
-        if data is not None:
-            cfg.data.dataset = data
-        if label is not None:
-            cfg.data.label = label
-        if positive is not None:
-            cfg.data.positive = positive
+            over["split.max_audit"] = default_config(fast=True).split.max_audit
+        for key, value in (("data.dataset", data), ("data.label", label), ("data.positive", positive),
+                           ("data.min_group_size", min_group_size), ("seed", seed),
+                           ("data.member_column", member_column), ("data.train", train),
+                           ("data.holdout", holdout), ("data.population", population)):  # fmt: skip
+            if value is not None:
+                over[key] = value
         if protected is not None:
-            cfg.data.protected = _split_list(protected)
+            over["data.protected"] = _split_list(protected)
         if bins:
-            cfg.data.bins = parse_bins(bins)
+            over["data.bins"] = parse_bins(bins)
         if drop is not None:
-            cfg.data.drop = _split_list(drop)
+            over["data.drop"] = _split_list(drop)
         if include_protected:
-            cfg.data.include_protected = True
-        if min_group_size is not None:
-            cfg.data.min_group_size = min_group_size
-        if seed is not None:
-            cfg.seed = seed
+            over["data.include_protected"] = True
+        if model is not None and predictions is not None:
+            _fail(ValueError("Give either --model or --predictions, not both."))
+        if model is not None:
+            over["models"] = [{"name": _model_name(model), "file": model, "trust_pickle": trust_pickle,
+                               "trusted_types": list(trust or [])}]  # fmt: skip
+        elif predictions is not None:
+            over["models"] = [{"name": "predictions", "predictions": predictions}]
+        if over:
+            cfg = apply_overrides(cfg, over)
         with Progress(
-            TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err_console, transient=False,
+            TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), console=err_console, transient=False,
         ) as bar:  # fmt: skip
             tasks: dict[str, int] = {}
 
-            def progress(task: str, done: int, total: int) -> None:
+            def progress(task: str, done: int, total: int, unit: str = "steps") -> None:
                 if task not in tasks:
-                    tasks[task] = bar.add_task(task, total=total)
+                    tasks[task] = bar.add_task(task, total=total, unit=unit)
                 bar.update(tasks[task], completed=done, total=total)
 
-            result = run_audit(cfg, out_dir=out, progress=progress, use_cache=not no_cache)
+            result = run_audit(cfg, out_dir=out, progress=progress, use_cache=cache)
         paths = write_outputs(result, out)
         paths["report"] = write_report(result.results, out / "report.html")
     except FairleakError as exc:
         _fail(exc)
-    for note in result.results["dataset"]["notes"]:
+    res = result.results
+    for note in res["notes"]:
         console.print(f"note: {note}", highlight=False)
-    t = Table(title=f"fairleak audit: {result.results['dataset']['name']} (seed {cfg.seed})")
-    cols = [("model", "model"), ("test acc", "test_accuracy"), ("epsilon", "epsilon"),
-            ("DP gap", "demographic_parity_difference"), ("EO gap", "equalized_odds_difference"),
-            ("strongest attack", "strongest_attack"), ("AUC", "strongest_attack_auc"),
-            ("TPR@1%FPR", "strongest_attack_tpr_at_1%_fpr"), ("GPRP", "gprp"), ("FD-MIA AUC", "fd_mia_auc")]  # fmt: skip
-    for head, _ in cols:
-        t.add_column(
-            head,
-            justify="left" if head in ("model", "strongest attack") else "right",
-            overflow="fold",
-        )
-    for row in result.results["summary"]:
+    t = Table(title=f"fairleak audit: {res['dataset']['name']} (seed {cfg.seed})")
+    cols = res["summary_columns"]
+    for c in cols:
+        t.add_column(c["label"], justify="left" if c["key"] in ("model", "strongest_attack") else "right",
+                     overflow="fold")  # fmt: skip
+    for row in res["summary"]:
         vals = []
-        for _, key in cols:
-            v = row[key]
-            vals.append("–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)))
+        for c in cols:
+            v = row.get(c["key"])
+            vals.append("–" if v is None else (f"{v:.{c['digits']}f}" if isinstance(v, float) else str(v)))
         t.add_row(*vals)
     # In a log or a pipe (not a terminal) Rich would fold the table into 80 columns.
     (console if console.is_terminal else Console(width=160)).print(t)
-    attr = result.results["summary"][0]["attribute"]
+    attr = res["dataset"]["protected"][0]
     console.print(
         f"gaps and GPRP for protected attribute '{attr}'; all attributes and intersections are in the report."
     )

@@ -17,10 +17,10 @@ from fairleak.attacks import (
     rmia_likelihood_ratio,
     rmia_scores,
     rmia_scores_direct,
-    run_attacks,
     threshold_for_fpr,
     tpr_at_fpr,
 )
+from fairleak.audit import run_attacks
 from fairleak.data import make_synthetic
 from fairleak.errors import DataValidationError
 from fairleak.train import TrainConfig, train_ensemble

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fairleak.attacks.fdmia import fd_mia, run_fd_mia
+from fairleak.attacks.fdmia import fd_mia
+from fairleak.audit import run_fd_mia
 from fairleak.data import make_audit_split, make_synthetic
 from fairleak.train import FairnessConfig, TrainConfig
 

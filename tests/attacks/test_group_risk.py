@@ -4,14 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairleak.attacks.designs import pa_alooa_masks
 from fairleak.attacks.group_risk import (
     group_risk_from_scores,
     ipr_heldout,
     ipr_oracle,
     ipr_oracle_direct,
-    pa_alooa_masks,
-    run_pa_alooa,
 )
+from fairleak.audit import run_pa_alooa
 from fairleak.data import make_synthetic
 from fairleak.errors import DataValidationError
 from fairleak.train import TrainConfig

@@ -61,10 +61,15 @@ def test_bad_input_gives_message_and_exit_2(csv, args, message):
 
 
 def test_missing_file_and_unknown_dataset(tmp_path):
-    for target in (str(tmp_path / "nope.csv"),):
-        proc = subprocess.run(
-            [sys.executable, "-m", "fairleak.cli", "audit", target, "--label", "y", "--protected", "g"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert proc.returncode == 2 and "does not exist" in proc.stderr
-        assert "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairleak.cli", "audit", str(tmp_path / "nope.csv"), "--label", "y",
+         "--protected", "g"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # a name that is neither bundled nor a file: read as a file name, with the bundled names listed
+    proc = subprocess.run([sys.executable, "-m", "fairleak.cli", "audit", "adlt"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and "not a bundled dataset (adult, compas, german)" in err
+    assert "Traceback" not in proc.stderr

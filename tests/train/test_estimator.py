@@ -119,3 +119,25 @@ def test_tampered_or_foreign_files_are_refused(tmp_path, data):
     save_file({"w": torch.zeros(2)}, str(foreign), metadata={"fairleak": '{"format": "other"}'})
     with pytest.raises(DataValidationError, match="not a valid fairleak model"):
         load_model(foreign)
+
+
+def test_every_hyperparameter_is_an_estimator_parameter_and_nothing_else():
+    """One hyperparameter model: every field of TrainConfig, FairnessConfig and DPConfig is
+    reachable from FairleakClassifier, and the estimator declares nothing of its own (so the two
+    cannot drift apart)."""
+    from fairleak.train import PARAMETER_MAP, DPConfig, FairnessConfig, TrainConfig
+
+    fields = {("train", f) for f in TrainConfig.model_fields} | {
+        ("fairness", f) for f in FairnessConfig.model_fields
+    } | {("dp", f) for f in DPConfig.model_fields}
+    assert set(PARAMETER_MAP.values()) == fields
+    params = set(FairleakClassifier().get_params())
+    assert params == set(PARAMETER_MAP) | {"random_state"}
+    # defaults agree too
+    defaults = FairleakClassifier().get_params()
+    for p, (section, f) in PARAMETER_MAP.items():
+        model = {"train": TrainConfig, "fairness": FairnessConfig, "dp": DPConfig}[section]
+        default = model.model_fields[f].default
+        if p == "fairness":
+            continue  # None means "no penalty"; the config's default penalty applies once one is set
+        assert defaults[p] == default or (isinstance(default, tuple) and tuple(defaults[p]) == default), p

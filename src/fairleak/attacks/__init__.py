@@ -1,24 +1,38 @@
-"""Membership inference: scores, threshold / shadow / LiRA / RMIA attacks, metrics, per group."""
+"""Membership inference: scores, attacks as registered functions of model outputs, metrics.
 
+Nothing here trains a model (``fairleak.audit`` trains reference, shadow and game models for any
+target); everything works on the outputs of any model with ``predict_proba``.
+"""
+
+from fairleak.attacks.base import (
+    ATTACKS,
+    Attack,
+    AttackData,
+    AttackResult,
+    AttackScores,
+    ModelOutputs,
+    default_attacks,
+    evaluate_attacks,
+    make_attack,
+    register_attack,
+)
 from fairleak.attacks.defences import restrict_output
-from fairleak.attacks.fdmia import (
-    FDMIAResult,
-    fd_mia,
-    fd_mia_features,
-    run_fd_mia,
+from fairleak.attacks.designs import (
+    pa_alooa_masks,
+    paired_half_masks,
+    shadow_masks,
     shadow_pair_split,
 )
+from fairleak.attacks.fdmia import FDMIAResult, fd_mia, fd_mia_features
 from fairleak.attacks.group_risk import (
     GroupRiskResult,
     group_risk_from_scores,
     ipr_heldout,
     ipr_oracle,
-    pa_alooa_masks,
-    run_pa_alooa,
 )
-from fairleak.attacks.lira import lira_scores
+from fairleak.attacks.lira import LiRA, lira_scores
 from fairleak.attacks.metrics import AttackMetrics, attack_metrics, tpr_at_fpr
-from fairleak.attacks.rmia import rmia_likelihood_ratio, rmia_scores, rmia_scores_direct
+from fairleak.attacks.rmia import RMIA, rmia_likelihood_ratio, rmia_scores, rmia_scores_direct
 from fairleak.attacks.scores import (
     SCORE_NAMES,
     confidence_score,
@@ -29,34 +43,38 @@ from fairleak.attacks.scores import (
     membership_score,
     modified_entropy_score,
 )
-from fairleak.attacks.shadow import ShadowAttack, shadow_features
-from fairleak.attacks.suite import (
-    ALL_ATTACKS,
-    AttackResult,
-    ReferenceModels,
-    model_outputs,
-    paired_half_masks,
-    run_attacks,
-    shadow_masks,
-    train_reference_models,
+from fairleak.attacks.shadow import ShadowAttack, ShadowModelAttack, shadow_features
+from fairleak.attacks.threshold import (
+    ThresholdAttack,
+    ThresholdRule,
+    best_threshold,
+    threshold_for_fpr,
 )
-from fairleak.attacks.threshold import ThresholdRule, best_threshold, threshold_for_fpr
 
 __all__ = [
-    "ALL_ATTACKS",
+    "ATTACKS",
+    "RMIA",
     "SCORE_NAMES",
+    "Attack",
+    "AttackData",
     "AttackMetrics",
     "AttackResult",
+    "AttackScores",
     "FDMIAResult",
     "GroupRiskResult",
-    "ReferenceModels",
+    "LiRA",
+    "ModelOutputs",
     "ShadowAttack",
+    "ShadowModelAttack",
+    "ThresholdAttack",
     "ThresholdRule",
     "attack_metrics",
     "best_threshold",
     "confidence_score",
     "correctness_score",
+    "default_attacks",
     "entropy_score",
+    "evaluate_attacks",
     "fd_mia",
     "fd_mia_features",
     "group_risk_from_scores",
@@ -65,22 +83,19 @@ __all__ = [
     "lira_scores",
     "logit_scaled_confidence",
     "loss_score",
+    "make_attack",
     "membership_score",
-    "model_outputs",
     "modified_entropy_score",
     "pa_alooa_masks",
     "paired_half_masks",
+    "register_attack",
     "restrict_output",
     "rmia_likelihood_ratio",
     "rmia_scores",
     "rmia_scores_direct",
-    "run_attacks",
-    "run_fd_mia",
-    "run_pa_alooa",
     "shadow_features",
     "shadow_masks",
     "shadow_pair_split",
     "threshold_for_fpr",
     "tpr_at_fpr",
-    "train_reference_models",
 ]

@@ -17,15 +17,14 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from fairleak.attacks.base import AttackResult
 from fairleak.attacks.metrics import attack_metrics
 from fairleak.attacks.scores import confidence_score, loss_score
 from fairleak.attacks.shadow import ShadowAttack
-from fairleak.attacks.suite import AttackResult
 from fairleak.attacks.threshold import best_threshold
 from fairleak.errors import DataValidationError
-from fairleak.train import FairnessConfig, TrainConfig, model_seeds, train_ensemble
 
-__all__ = ["FDMIAResult", "fd_mia", "fd_mia_features", "run_fd_mia", "shadow_pair_split"]
+__all__ = ["FDMIAResult", "fd_mia", "fd_mia_features"]
 
 
 def fd_mia_features(p_b: np.ndarray, p_f: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -123,58 +122,3 @@ def fd_mia(
         add(f"shadow_{tag}", atk.score(p, y))
     disc = np.abs(pb - pf)
     return FDMIAResult(results, disc[is_member], disc[~is_member])
-
-
-def shadow_pair_split(
-    population: np.ndarray, n_members: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rows the shadow pair trains on and rows it is evaluated against: two disjoint random sets
-    of ``n_members`` population rows each (half the population each if it is smaller), so the
-    shadow pair trains on as many rows as the target pair."""
-    pop = np.random.default_rng(seed).permutation(population)
-    half = min(n_members, len(pop) // 2)
-    return pop[:half], pop[half : 2 * half]
-
-
-def run_fd_mia(
-    X: np.ndarray,
-    y: np.ndarray,
-    train_groups: np.ndarray,
-    members: np.ndarray,
-    nonmembers: np.ndarray,
-    population: np.ndarray,
-    *,
-    fairness: FairnessConfig,
-    config: TrainConfig | None = None,
-    groups_audit: Any = None,
-    seed: int = 0,
-    n_bootstrap: int = 200,
-) -> FDMIAResult:
-    """Train the target pair (on ``members``) and a shadow pair (on as many ``population`` rows,
-    evaluated against as many others, :func:`shadow_pair_split`) in one ensemble call, then run
-    :func:`fd_mia`. Biased = fairness weight 0, fair = ``fairness.weight``; the models of a pair
-    share their seed (initialisation and batch order)."""
-    shadow_in, shadow_out = shadow_pair_split(population, len(members), seed)
-    masks = np.zeros((4, len(y)), dtype=bool)
-    masks[0, members] = masks[1, members] = True
-    masks[2, shadow_in] = masks[3, shadow_in] = True
-    lam = fairness.weight
-    # The two models of a pair share initialisation and batch order, so that their
-    # discrepancy comes from the fairness intervention alone (as in the audit pipeline).
-    s_target, s_shadow = model_seeds(seed, 2)
-    ens = train_ensemble(
-        X, y, masks, config=config or TrainConfig(), seeds=[s_target, s_target, s_shadow, s_shadow],
-        groups=train_groups, fairness=fairness, fairness_weights=[0.0, lam, 0.0, lam],
-    )  # fmt: skip
-    audit = np.concatenate([members, nonmembers])
-    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
-    shadow_pts = np.concatenate([shadow_in, shadow_out])
-    shadow_is_member = np.r_[np.ones(len(shadow_in), bool), np.zeros(len(shadow_out), bool)]
-    pa = ens.predict_proba(X[audit]).astype(np.float64)
-    ps = ens.predict_proba(X[shadow_pts]).astype(np.float64)
-    res = fd_mia(
-        pa[0], pa[1], y[audit], is_member, ps[2], ps[3], y[shadow_pts], shadow_is_member,
-        groups=groups_audit, n_bootstrap=n_bootstrap, random_state=seed,
-    )  # fmt: skip
-    res.fairness_weight = lam
-    return res

@@ -15,7 +15,6 @@ procedure follows the authors' code as described in ALGORITHMS.md section 4:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +23,6 @@ import pandas as pd
 
 from fairleak.data.groups import group_views, normalize_sensitive
 from fairleak.errors import DataValidationError
-from fairleak.train import DPConfig, FairnessConfig, TrainConfig, train_ensemble
 
 __all__ = [
     "GroupRiskResult",
@@ -34,29 +32,7 @@ __all__ = [
     "ipr_heldout",
     "ipr_oracle",
     "ipr_oracle_direct",
-    "pa_alooa_masks",
-    "run_pa_alooa",
 ]
-
-
-def pa_alooa_masks(
-    n_rows: int, n_models: int, *, seed: int = 0, audit_subset: np.ndarray | None = None
-) -> np.ndarray:
-    """Membership [R, N] of the game: complementary pairs of random halves of the audited rows.
-
-    With ``audit_subset`` (the m-audited-records variant), rows outside it are IN for every model
-    and only the subset is halved per pair.
-    """
-    if n_models < 2 or n_models % 2:
-        raise DataValidationError(f"n_models must be an even number >= 2; got {n_models}.")
-    rng = np.random.default_rng(seed)
-    audited = np.arange(n_rows) if audit_subset is None else np.asarray(audit_subset)
-    masks = np.ones((n_models, n_rows), dtype=bool)
-    for k in range(0, n_models, 2):
-        perm = rng.permutation(audited)
-        masks[k, perm[len(perm) // 2 :]] = False
-        masks[k + 1, perm[: len(perm) // 2]] = False
-    return masks
 
 
 def _best_correct(
@@ -270,60 +246,4 @@ def group_risk_from_scores(
             scores, shuffled, sf, intersections=intersections, min_group_size=min_group_size
         )
         res.null_gpr, res.null_gprp = null.gpr, null.gprp
-    return res
-
-
-def run_pa_alooa(
-    X: np.ndarray,
-    y: np.ndarray,
-    sensitive: Any,
-    *,
-    n_models: int = 400,
-    config: TrainConfig | None = None,
-    seed: int = 0,
-    audit_subset: np.ndarray | None = None,
-    dp: DPConfig | None = None,
-    fairness: FairnessConfig | None = None,
-    train_groups: np.ndarray | None = None,
-    intersections: bool = True,
-    min_group_size: int = 30,
-    null_seed: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> GroupRiskResult:
-    """Play the PA-ALOOA game on (X, y): train R models at once, score, and compute every figure.
-
-    ``sensitive``: protected attributes of the rows (for GPR); ``train_groups``: int codes the
-    trainer needs for a fairness penalty or DP-SGD-S. With ``audit_subset`` only those rows are
-    audited (the others are always IN).
-    """
-    masks = pa_alooa_masks(len(y), n_models, seed=seed, audit_subset=audit_subset)
-    ens = train_ensemble(
-        X, y, masks, config=config or TrainConfig(), seed=seed, groups=train_groups,
-        fairness=fairness, dp=dp, progress=progress,
-    )  # fmt: skip
-    audited = np.arange(len(y)) if audit_subset is None else np.asarray(audit_subset)
-    z = ens.predict_logits(X[audited]).astype(np.float64)  # [R, n, 2]
-    zy = np.take_along_axis(z, np.broadcast_to(y[audited][None, :, None], (*z.shape[:2], 1)), -1)[
-        ..., 0
-    ]
-    scores = zy - np.logaddexp(z[..., 0], z[..., 1])  # -loss, from logits
-    sf = normalize_sensitive(sensitive, n_rows=len(y)).iloc[audited].reset_index(drop=True)
-    res = group_risk_from_scores(
-        scores, masks[:, audited], sf, intersections=intersections, min_group_size=min_group_size,
-        null_seed=null_seed,
-    )  # fmt: skip
-    res.audited = audited
-    res.epsilon = None if ens.epsilon is None else max(ens.epsilon)
-    # Utility of the game's models: accuracy on the records each model did not train on.
-    out = ~masks[:, audited]
-    correct = (z[..., 1] > z[..., 0]) == (y[audited] == 1)[None, :]
-    res.accuracy_out = float((correct & out).sum() / max(out.sum(), 1))
-    for attr in sf.columns:
-        labels = sf[attr].to_numpy()
-        res.accuracy_by_group[attr] = {
-            str(g): float(
-                (correct & out & (labels == g)).sum() / max((out & (labels == g)).sum(), 1)
-            )
-            for g in sorted(set(labels.tolist()))
-        }
     return res

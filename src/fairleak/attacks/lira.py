@@ -8,14 +8,17 @@ models trained on which point.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 from scipy.stats import norm
 
+from fairleak.attacks.base import Attack, AttackData, AttackScores, register_attack
+from fairleak.attacks.scores import logit_scaled_confidence
 from fairleak.errors import DataValidationError
 
-__all__ = ["lira_scores"]
+__all__ = ["LiRA", "lira_scores"]
 
 _MIN_STD = 1e-3
 
@@ -72,3 +75,34 @@ def lira_scores(
     s_in = np.maximum(s_in, _MIN_STD)
     online = norm.logpdf(t, mu_in, s_in) - norm.logpdf(t, mu_out, s_out)
     return np.where(n_in > 0, online, offline)
+
+
+@dataclass(frozen=True)
+class LiRA(Attack):
+    """LiRA on the target's logit-scaled confidence against reference models trained on halves of
+    the audit points (exact logits when both sides have them, else from probabilities)."""
+
+    name: ClassVar[str] = "lira"
+    needs: ClassVar[frozenset[str]] = frozenset({"references"})
+    description: ClassVar[str] = "likelihood ratio of Gaussians fitted to reference models (Carlini et al. 2022)"
+    mode: Literal["online", "offline"] = "online"
+    fixed_variance: bool = False
+
+    def score(self, data: AttackData) -> AttackScores:
+        refs, n = data.references, data.n_audit
+        assert refs is not None and data.reference_in is not None
+        if data.target.logits is not None and refs.logits is not None:
+            phi_t = logit_scaled_confidence(data.target.logits, data.y)
+            phi_r = logit_scaled_confidence(refs.logits[:, :n], data.y)
+        else:
+            phi_t = logit_scaled_confidence(data.target.proba, data.y, from_probabilities=True)
+            phi_r = logit_scaled_confidence(refs.proba[:, :n], data.y, from_probabilities=True)
+        ref_in = data.reference_in[:, :n]
+        return AttackScores(
+            lira_scores(phi_t, phi_r, ref_in, mode=self.mode, fixed_variance=self.fixed_variance)
+        )
+
+
+register_attack(LiRA, rank=30, name="lira_online")
+register_attack(LiRA, rank=30, name="lira_online_fixed_variance", fixed_variance=True)
+register_attack(LiRA, rank=30, name="lira_offline", mode="offline")

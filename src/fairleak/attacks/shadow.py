@@ -3,13 +3,17 @@ shadow models' outputs (sorted probability vector and label), then scores the ta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from fairleak.attacks.base import Attack, AttackData, AttackScores, register_attack
 from fairleak.attacks.scores import loss_score
 from fairleak.errors import DataValidationError
 
-__all__ = ["ShadowAttack", "shadow_features"]
+__all__ = ["ShadowAttack", "ShadowModelAttack", "shadow_features"]
 
 
 def shadow_features(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -47,3 +51,24 @@ class ShadowAttack:
     def score(self, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Attack probability of membership of each record (higher = member)."""
         return self.model.predict_proba(shadow_features(proba, y))[:, 1]
+
+
+@register_attack(rank=20)
+@dataclass(frozen=True)
+class ShadowModelAttack(Attack):
+    """Shokri et al. 2017 with shadow models trained like the target on population rows: the
+    attack classifier learns from the shadow models' outputs on their pool (IN for half of them,
+    OUT for the other half) and scores the target's outputs."""
+
+    name: ClassVar[str] = "shadow"
+    needs: ClassVar[frozenset[str]] = frozenset({"shadows", "population"})
+    description: ClassVar[str] = "an attack classifier trained on shadow models' outputs"
+
+    def score(self, data: AttackData) -> AttackScores:
+        assert data.shadows is not None and data.shadow_in is not None
+        used = data.shadow_in.any(0)  # the shadow pool: IN for half of the models, OUT for half
+        assert data.y_population is not None
+        atk = ShadowAttack(random_state=data.seed).fit(
+            data.shadows.proba[:, used], data.y_population[used], data.shadow_in[:, used]
+        )
+        return AttackScores(atk.score(data.target.proba, data.y))

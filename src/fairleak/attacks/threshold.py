@@ -7,12 +7,15 @@ AUC needs no threshold. A *decision* threshold is chosen on data the attacker ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from fairleak.attacks.base import Attack, AttackData, AttackScores, register_attack
+from fairleak.attacks.scores import membership_score
 from fairleak.errors import DataValidationError
 
-__all__ = ["ThresholdRule", "best_threshold", "threshold_for_fpr"]
+__all__ = ["ThresholdAttack", "ThresholdRule", "best_threshold", "threshold_for_fpr"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,29 @@ def best_threshold(
         if bal[i] > best[0]:
             best = (float(bal[i]), float(direction * cand[i]), direction)
     return ThresholdRule(best[1], best[2])
+
+
+@dataclass(frozen=True)
+class ThresholdAttack(Attack):
+    """Yeom et al. 2018: a membership score of the target's output on each point, with a decision
+    threshold at ``fpr`` false positives chosen on population points (never the audit labels)."""
+
+    name: ClassVar[str] = "threshold"
+    needs: ClassVar[frozenset[str]] = frozenset({"population"})
+    description: ClassVar[str] = "a membership score of the target's output above a threshold"
+    score_name: str = "loss"
+    fpr: float = 0.01
+
+    def score(self, data: AttackData) -> AttackScores:
+        p = data.target.proba
+        sc = membership_score(p, data.y, self.score_name)
+        assert data.target_population is not None and data.y_population is not None
+        pop = membership_score(data.target_population.proba, data.y_population, self.score_name)
+        rule = threshold_for_fpr(pop, self.fpr)
+        decision = {"threshold": rule.threshold, "chosen_on": f"population, FPR {self.fpr:.0%}"}
+        return AttackScores(sc, decision, rule.predict(sc))
+
+
+for _score in ("loss", "confidence", "entropy", "modified_entropy", "correctness"):
+    register_attack(ThresholdAttack, rank=10, name=f"threshold_{_score}", default=_score != "entropy", score_name=_score
+    )

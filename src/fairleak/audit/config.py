@@ -1,5 +1,12 @@
-"""Audit configuration: a YAML file validated with pydantic (unknown keys and wrong types are errors
-that name the key)."""
+"""Audit configuration: a YAML file validated with pydantic.
+
+Unknown keys and wrong types are errors that name the key. The recipe sections are fairleak's one
+hyperparameter model (``train`` is a :class:`~fairleak.train.TrainConfig`, ``models[].fairness`` a
+:class:`~fairleak.train.FairnessConfig`, ``models[].dp`` a :class:`~fairleak.train.DPConfig`); every
+audit stage adds its own section under its name (``attacks``, ``fd_mia``, ``group_risk``,
+``fairness``, ...), declared by the stage (``fairleak.audit.stages``). Overrides are validated:
+:func:`apply_overrides` goes through the same validation as a file.
+"""
 
 from __future__ import annotations
 
@@ -10,67 +17,87 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fairleak.errors import ConfigError
+from fairleak.train import DPConfig, FairnessConfig, TrainConfig
+from fairleak.validation import allowed_values
 
-__all__ = ["AuditConfig", "default_config", "load_config"]
+__all__ = [
+    "AuditConfig",
+    "DataSection",
+    "ModelSpec",
+    "Section",
+    "SplitSection",
+    "apply_overrides",
+    "config_from_dict",
+    "default_config",
+    "load_config",
+]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Section(BaseModel):
+    """A config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataSection(_Strict):
+class DataSection(Section):
     dataset: str = Field("adult", description="bundled dataset name or a CSV/Parquet path")
     label: str | None = None
     positive: str | None = None
     protected: list[str] = Field(default_factory=list, description="empty: the dataset's defaults")
     bins: dict[str, list[float]] = Field(default_factory=dict)
-    drop: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list, description="columns that are not features")
     include_protected: bool = False
     min_group_size: int = Field(10, ge=1)
+    member_column: str | None = Field(
+        None, description="a column marking the rows the audited model trained on (1/true/yes/train)"
+    )
+    train: str | None = Field(None, description="file of the rows the audited model trained on")
+    holdout: str | None = Field(None, description="file of rows it never saw")
+    population: str | None = Field(None, description="file of further rows it never saw (optional)")
+
+    @model_validator(mode="after")
+    def _files(self) -> DataSection:
+        if (self.train is None) != (self.holdout is None):
+            raise ValueError("'data.train' and 'data.holdout' go together: give both files")
+        if self.population is not None and self.train is None:
+            raise ValueError("'data.population' needs 'data.train' and 'data.holdout'")
+        if self.member_column is not None and self.train is not None:
+            raise ValueError("give either 'data.member_column' or 'data.train' / 'data.holdout'")
+        return self
+
+    @property
+    def user_membership(self) -> bool:
+        """The user says which rows a model trained on (a model they fitted themselves)."""
+        return self.member_column is not None or self.train is not None
 
 
-class SplitSection(_Strict):
+class SplitSection(Section):
     audit_fraction: float = Field(0.5, gt=0, lt=1)
     max_audit: int | None = Field(None, ge=4, description="cap on members + non-members")
 
 
-class TrainSection(_Strict):
-    hidden: list[int] = Field(default_factory=lambda: [64])
-    activation: Literal["relu", "tanh", "sigmoid", "elu", "square"] = "relu"
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(256, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
+class ModelSpec(Section):
+    """One audited model: fairleak's recipe (``train`` / ``fairness`` / ``dp``), a scikit-learn
+    estimator the audit fits on the members (``estimator`` + ``params``), a model the user fitted
+    (``file``), or only its predictions (``predictions``: a file or a column of the data)."""
 
-
-class FairnessSpec(_Strict):
-    penalty: Literal["l2_softmax", "demographic_parity", "equalized_odds"] = "demographic_parity"
-    weight: float = Field(1.0, ge=0)
-    reduce: Literal["sum", "max"] = "sum"
-    attributes: list[str] = Field(
-        default_factory=list, description="empty: all protected attributes"
-    )
-
-
-class DPSpec(_Strict):
-    target_epsilon: float = Field(gt=0)
-    delta: float = Field(1e-5, gt=0, lt=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    accountant: Literal["rdp", "prv"] = "rdp"
-    group_clipping: bool = False
-    tau: float = Field(2.0, ge=1)
-    norm_noise_multiplier: float = Field(10.0, gt=0)
-    group_attribute: str | None = Field(
-        None, description="DP-SGD-S groups; default: first protected attribute"
-    )
-
-
-class ModelSpec(_Strict):
     name: str = Field(min_length=1, max_length=64)
-    fairness: FairnessSpec | None = None
-    dp: DPSpec | None = None
-    train: TrainSection | None = Field(None, description="overrides the top-level train section")
+    train: TrainConfig | None = Field(None, description="overrides the top-level train section")
+    fairness: FairnessConfig | None = None
+    dp: DPConfig | None = None
+    estimator: str | None = Field(None, description="e.g. sklearn.ensemble.HistGradientBoostingClassifier")
+    params: dict[str, Any] = Field(default_factory=dict)
+    preprocess: Literal["auto", "none"] = Field(
+        "auto", description="auto: fairleak's one-hot / standardising preprocessor in front"
+    )
+    file: str | None = Field(None, description="a fitted model (.skops; a pickle with trust_pickle)")
+    trust_pickle: bool = False
+    trusted_types: list[str] = Field(default_factory=list, description="extra types skops may load")
+    predictions: str | None = Field(None, description="file or column of predicted P(positive)")
+    reference_estimator: str | None = Field(
+        None, description="train reference models with this estimator instead (warned)"
+    )
+    reference_params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -79,102 +106,76 @@ class ModelSpec(_Strict):
             raise ValueError("use letters, digits, '_', '-' or '.'")
         return v
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelSpec:
+        kinds = [
+            k for k, on in (
+                ("estimator", self.estimator is not None), ("file", self.file is not None),
+                ("predictions", self.predictions is not None),
+                ("fairleak recipe (train / fairness / dp)",
+                 any(v is not None for v in (self.train, self.fairness, self.dp))),
+            ) if on
+        ]  # fmt: skip
+        if len(kinds) > 1:
+            raise ValueError(f"model '{self.name}' mixes {' and '.join(kinds)}: give one kind of model")
+        return self
 
-class AttackSection(_Strict):
-    names: list[str] = Field(
-        default_factory=lambda: [
-            "threshold_loss", "threshold_confidence", "threshold_modified_entropy", "threshold_correctness",
-            "shadow", "lira_online", "lira_online_fixed_variance", "lira_offline", "rmia_online", "rmia_offline",
-        ]
-    )  # fmt: skip
-    n_reference: int = Field(16, ge=2, description="even: reference models in complementary pairs")
-    n_shadow: int = Field(4, ge=2)
-    n_bootstrap: int = Field(200, ge=0)
-    output: Literal["full", "label_only", "top1"] = "full"
-    rmia_gamma: float = Field(1.0, gt=0)
-    rmia_offline_a: float = Field(0.3, ge=0, le=1)
-
-    @field_validator("n_reference", "n_shadow")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even (models come in complementary pairs)")
-        return v
-
-    @field_validator("names")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        from fairleak.attacks import ALL_ATTACKS
-
-        bad = [a for a in v if a not in ALL_ATTACKS]
-        if bad:
-            raise ValueError(f"unknown attack(s) {bad}; choose from {list(ALL_ATTACKS)}")
-        return v
-
-
-class FDMIASection(_Strict):
-    enabled: bool = True
-    pairs: list[tuple[str, str]] = Field(
-        default_factory=lambda: [("baseline", "fair")],
-        description="(biased model, fair model) names",
-    )
-
-
-class GroupRiskSection(_Strict):
-    enabled: bool = True
-    n_models: int = Field(32, ge=4, description="R of the PA-ALOOA game (400 in the paper)")
-    models: list[str] | None = Field(
-        None,
-        description="models whose recipe plays the game; null: the plain model and every DP model at the largest epsilon",
-    )
-    max_records: int | None = Field(
-        8000,
-        ge=10,
-        description="audit a random subset of this size (m-audited-records variant); null: all",
-    )
-    min_group_size: int = Field(
-        30, ge=1, description="groups with fewer audited records are marked too small, not in GPRP"
-    )
-
-    @field_validator("n_models")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even (models come in complementary pairs)")
-        return v
-
-
-class FairnessSection(_Strict):
-    min_group_size: int = Field(30, ge=1)
-    n_bootstrap: int = Field(500, ge=0)
-    confidence: float = Field(0.95, gt=0, lt=1)
+    @property
+    def kind(self) -> Literal["fairleak", "sklearn", "fitted", "predictions"]:
+        if self.estimator is not None:
+            return "sklearn"
+        if self.file is not None:
+            return "fitted"
+        if self.predictions is not None:
+            return "predictions"
+        return "fairleak"
 
 
 def _default_models() -> list[ModelSpec]:
     return [
         ModelSpec(name="baseline"),
-        ModelSpec(name="fair", fairness=FairnessSpec(penalty="demographic_parity", weight=1.0)),
-        ModelSpec(name="dp_eps1", dp=DPSpec(target_epsilon=1.0)),
-        ModelSpec(name="dp_eps8", dp=DPSpec(target_epsilon=8.0)),
-        ModelSpec(name="dpsgd_s_eps8", dp=DPSpec(target_epsilon=8.0, group_clipping=True)),
+        ModelSpec(name="fair", fairness=FairnessConfig(penalty="demographic_parity", weight=1.0)),
+        ModelSpec(name="dp_eps1", dp=DPConfig(target_epsilon=1.0)),
+        ModelSpec(name="dp_eps8", dp=DPConfig(target_epsilon=8.0)),
+        ModelSpec(name="dpsgd_s_eps8", dp=DPConfig(target_epsilon=8.0, group_clipping=True)),
         ModelSpec(
-            name="fair_dp_eps8", fairness=FairnessSpec(weight=1.0), dp=DPSpec(target_epsilon=8.0)
+            name="fair_dp_eps8",
+            fairness=FairnessConfig(weight=1.0),
+            dp=DPConfig(target_epsilon=8.0),
         ),
     ]
 
 
-class AuditConfig(_Strict):
-    """Everything an audit does; every field has a default (``fairleak audit`` needs none)."""
+def _stage_sections() -> dict[str, BaseModel]:
+    from fairleak.audit.stages import STAGES
+
+    return {name: st.Config() for name, st in STAGES.items()}
+
+
+class AuditConfig(Section):
+    """Everything an audit does; every field has a default (``fairleak audit`` needs none).
+
+    Stage sections are reachable as attributes (``cfg.attacks``) and live in ``stages``.
+    """
 
     seed: int = 0
     data: DataSection = Field(default_factory=DataSection)
     split: SplitSection = Field(default_factory=SplitSection)
-    train: TrainSection = Field(default_factory=TrainSection)
-    models: list[ModelSpec] = Field(default_factory=_default_models, min_length=1)
-    attacks: AttackSection = Field(default_factory=AttackSection)
-    fd_mia: FDMIASection = Field(default_factory=FDMIASection)
-    group_risk: GroupRiskSection = Field(default_factory=GroupRiskSection)
-    fairness: FairnessSection = Field(default_factory=FairnessSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    models: list[ModelSpec] = Field(default_factory=_default_models)
+    stages: dict[str, Any] = Field(default_factory=_stage_sections)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from fairleak.audit.stages import STAGES
+
+        out = _stage_sections()
+        for name, section in v.items():
+            if name not in STAGES:
+                raise ValueError(f"unknown stage '{name}'; registered: {sorted(STAGES)}")
+            out[name] = STAGES[name].Config.model_validate(section)
+        return out
 
     @model_validator(mode="after")
     def _references(self) -> AuditConfig:
@@ -182,75 +183,78 @@ class AuditConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"models: duplicate name(s) {dup}")
-        known = set(names)
-        if self.fd_mia.enabled:
-            for b, f in self.fd_mia.pairs or []:
-                for n in (b, f):
-                    if n not in known:
-                        raise ValueError(f"fd_mia.pairs: no model named '{n}' (models: {names})")
-        if self.group_risk.enabled:
-            for n in self.group_risk.models or []:
-                if n not in known:
-                    raise ValueError(f"group_risk.models: no model named '{n}' (models: {names})")
+        fitted = [m.name for m in self.models if m.kind in ("fitted", "predictions")]
+        if fitted and not self.data.user_membership:
+            raise ValueError(
+                f"model(s) {fitted} were fitted outside the audit: say which rows they trained on "
+                "with data.member_column or data.train / data.holdout (--member-column, --train / --holdout)"
+            )
+        from fairleak.audit.stages import STAGES
+
+        for name, section in self.stages.items():
+            STAGES[name].check_config(section, self)
         return self
 
-    def fd_mia_pairs(self) -> list[tuple[str, str]]:
-        """The (biased, fair) pairs FD-MIA attacks, explicit or derived from the models."""
-        if not self.fd_mia.enabled:
-            return []
-        if self.fd_mia.pairs is not None:
-            return [tuple(p) for p in self.fd_mia.pairs]
-        plain = [m.name for m in self.models if m.fairness is None and m.dp is None]
-        fair = [m.name for m in self.models if m.fairness is not None and m.dp is None]
-        return [(plain[0], f) for f in fair] if plain else []
+    def __getattr__(self, name: str) -> Any:
+        stages = self.__dict__.get("stages")
+        if stages is not None and name in stages:
+            return stages[name]
+        return super().__getattr__(name)  # type: ignore[misc]
 
-    def group_risk_models(self) -> list[str]:
-        """Models whose recipe plays the PA-ALOOA game, explicit or derived from the models."""
-        if not self.group_risk.enabled:
-            return []
-        if self.group_risk.models is not None:
-            return list(self.group_risk.models)
-        plain = [m.name for m in self.models if m.fairness is None and m.dp is None][:1]
-        dp = [m for m in self.models if m.dp is not None and m.fairness is None]
-        if dp:
-            top = max(m.dp.target_epsilon for m in dp)
-            plain += [m.name for m in dp if m.dp.target_epsilon == top]
-        return plain
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a YAML file would hold it (stage sections at the top level)."""
+        out = self.model_dump(mode="json", exclude={"stages"})
+        for name, section in self.stages.items():
+            out[name] = section.model_dump(mode="json")
+        return out
 
 
 def default_config(*, fast: bool = False) -> AuditConfig:
     """The configuration ``fairleak audit`` uses; ``fast`` shrinks it to a complete smoke test."""
-    cfg = AuditConfig()
-    if fast:
-        cfg.split.max_audit = 2000
-        cfg.train.epochs = 20
-        cfg.train.lr = 3e-3
-        cfg.attacks.n_reference = 8
-        cfg.attacks.n_shadow = 2
-        cfg.attacks.n_bootstrap = 50
-        cfg.group_risk.n_models = 16
-        cfg.group_risk.max_records = None
-        cfg.fairness.n_bootstrap = 100
-        cfg.models = [
-            m for m in cfg.models if m.name in ("baseline", "fair", "dp_eps8", "dpsgd_s_eps8")
-        ]
-    return cfg
+    if not fast:
+        return AuditConfig()
+    return config_from_dict({
+        "split": {"max_audit": 2000},
+        "train": {"epochs": 20, "lr": 3e-3},
+        "models": [m.model_dump(exclude_defaults=True) for m in _default_models()
+                   if m.name in ("baseline", "fair", "dp_eps8", "dpsgd_s_eps8")],
+        "attacks": {"n_reference": 8, "n_shadow": 2, "n_bootstrap": 50},
+        "group_risk": {"n_models": 16, "max_records": None},
+        "fairness": {"n_bootstrap": 100},
+    }, source="(fast defaults)")  # fmt: skip
 
 
-def _format_errors(exc: ValidationError, source: str) -> str:
+def _format_errors(exc: ValidationError, source: str, prefix: str = "") -> list[str]:
     lines = []
     for e in exc.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = prefix + ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{loc}'")
-        else:
-            got = e.get("input")
-            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-            lines.append(f"'{loc}': {e['msg']}{shown}")
-    return f"Invalid config {source}: " + "; ".join(lines) + ". See docs/CONFIG.md for every key."
+            lines.append(f"unknown key '{loc or '(top level)'}'")
+            continue
+        got = e.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"'{loc}': {msg}{shown}" if loc else f"{msg}")
+    return lines
+
+
+def _section_hint(raw: dict[str, Any]) -> None:
+    """Refuse unknown top-level keys before validation, naming them (stage sections included)."""
+    from fairleak.audit.stages import STAGES
+
+    known = set(AuditConfig.model_fields) - {"stages"} | set(STAGES) | {"target"}
+    bad = [k for k in raw if k not in known]
+    if bad:
+        raise ConfigError("; ".join(f"unknown key '{k}'" for k in bad) + f" (known: {sorted(known)})")
 
 
 def config_from_dict(raw: Any, *, source: str = "") -> AuditConfig:
+    """Validate a config given as a mapping (a parsed YAML file)."""
+    from fairleak.audit.stages import STAGES
+
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -258,9 +262,47 @@ def config_from_dict(raw: Any, *, source: str = "") -> AuditConfig:
             f"Invalid config {source}: the top level must be a mapping of keys to values."
         )
     try:
-        return AuditConfig.model_validate(raw)
+        _section_hint(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"Invalid config {source}: {exc}. See docs/CONFIG.md for every key.") from None
+    if "target" in raw:  # shorthand for a single audited model
+        if "models" in raw:
+            raise ConfigError(f"Invalid config {source}: give either 'target' or 'models', not both.")
+        target = raw["target"]
+        if not isinstance(target, dict):
+            raise ConfigError(f"Invalid config {source}: 'target' must be a mapping (estimator:, params:, ...).")
+        raw = {**{k: v for k, v in raw.items() if k != "target"},
+               "models": [{"name": "target", **target}]}  # fmt: skip
+    core = {k: v for k, v in raw.items() if k not in STAGES}
+    problems: list[str] = []
+    stages = {}
+    for name in STAGES:
+        if name in raw:
+            try:
+                stages[name] = STAGES[name].Config.model_validate(raw[name] or {})
+            except ValidationError as exc:
+                problems += _format_errors(exc, source, prefix=f"{name}.")
+    if problems:
+        raise ConfigError(f"Invalid config {source}: " + "; ".join(problems) + ". See docs/CONFIG.md for every key.")
+    try:
+        return AuditConfig.model_validate({**core, "stages": stages})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        raise ConfigError(
+            f"Invalid config {source}: " + "; ".join(_format_errors(exc, source)) + ". See docs/CONFIG.md for every key."
+        ) from None
+
+
+def apply_overrides(cfg: AuditConfig, overrides: dict[str, Any], *, source: str = "(command line)") -> AuditConfig:
+    """A new config with dotted-key ``overrides`` (``{"data.dataset": "compas", "seed": 1}``)
+    applied and the whole validated again."""
+    raw = cfg.to_dict()
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        node = raw
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return config_from_dict(raw, source=source)
 
 
 def load_config(path: str | Path) -> AuditConfig:
@@ -275,3 +317,8 @@ def load_config(path: str | Path) -> AuditConfig:
             f"The config file '{p}' is not valid YAML: {str(exc).splitlines()[0]}"
         ) from None
     return config_from_dict(raw, source=f"'{p.name}'")
+
+
+def describe_field(model: type[BaseModel], name: str) -> str:
+    """What a config key accepts, in words (for docs and messages)."""
+    return allowed_values(model.model_fields[name])

@@ -1,20 +1,12 @@
-"""The audit pipeline: train the configured models, measure fairness, attack them, play the group
-privacy game, and collect everything into one result. The CLI only calls :func:`run_audit`.
+"""The audit: load the data, get every audited model's outputs, run the registered stages.
 
-Stages (each cached by the hash of what produced it, see cache.py):
-1. data: load, validate, split (members / non-members / population), preprocess on members;
-2. target models: one per configured recipe, trained on the members;
-3. fairness of each model on the non-members (test rows), per group and intersection;
-4. attacks on each model: reference models (on halves of the audit set) and shadow models (on
-   halves of 2 x |members| population rows) trained with the same recipe, K at once;
-5. FD-MIA on (biased, fair) pairs, with a shadow pair trained on population data;
-6. group privacy risk (PA-ALOOA, PA-GA, PA-GBA) for the configured recipes.
+The CLI, the Python API (:func:`audit_model`, :mod:`.api`) and the study all run through
+:func:`run_audit`; stages are in :mod:`fairleak.audit.stages`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,166 +15,40 @@ import numpy as np
 import pandas as pd
 
 import fairleak
-from fairleak.attacks import (
-    ReferenceModels,
-    fd_mia,
-    group_risk_from_scores,
-    pa_alooa_masks,
-    paired_half_masks,
-    run_attacks,
-    shadow_masks,
-    shadow_pair_split,
-)
-from fairleak.audit.cache import StageCache, stable_hash
-from fairleak.audit.config import AuditConfig, ModelSpec, TrainSection
-from fairleak.audit.data_source import resolve_dataset
-from fairleak.data import (
-    TabularDataset,
-    TabularPreprocessor,
-    dataset_summary,
-    group_codes,
-    make_audit_split,
-)
-from fairleak.errors import ConfigError
-from fairleak.fairness import fairness_report
-from fairleak.train import DPConfig, Ensemble, FairnessConfig, TrainConfig, train_ensemble
+from fairleak.audit.bank import ModelBank, Progress
+from fairleak.audit.cache import StageCache
+from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, default_config
+from fairleak.audit.data import AuditData, prepare_data
+from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
+from fairleak.audit.stages import STAGES, AuditContext
+from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
+from fairleak.data import TabularDataset, dataset_summary, read_table
+from fairleak.errors import DataValidationError
 
-__all__ = ["AuditResult", "Progress", "run_audit"]
+__all__ = ["AuditResult", "Progress", "audit_model", "run_audit"]
 
-#: progress(task, done, total): a task is a named step ("model baseline", "references fair", ...)
-Progress = Callable[[str, int, int], None]
+#: The summary columns every audit has, before the stages' own.
+BASE_COLUMNS = [
+    {"key": "model", "label": "model", "stage": None, "digits": 0, "help": ""},
+    {"key": "epsilon", "label": "epsilon", "stage": None, "digits": 2,
+     "help": "the accountant's epsilon of a DP-trained model (empty: not private)"},
+]  # fmt: skip
 
 
 @dataclass
 class AuditResult:
-    """Everything an audit measured; ``results`` is what results.json holds."""
+    """Everything an audit measured: ``results`` is what results.json holds; ``tables`` the
+    Parquet tables by name; ``targets`` the audited models (with their outputs)."""
 
     results: dict[str, Any]
-    per_record: pd.DataFrame
-    per_group: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    targets: dict[str, AuditTarget] = field(default_factory=dict)
     cache_hits: int = 0
-    cache_misses: int = 0
     trainings: int = 0
-    notes: list[str] = field(default_factory=list)
 
-
-@dataclass
-class _Data:
-    ds: TabularDataset
-    X: np.ndarray
-    y: np.ndarray
-    members: np.ndarray
-    nonmembers: np.ndarray
-    population: np.ndarray
-    codes: pd.DataFrame  # int codes of each protected attribute
-    fingerprint: str
-
-
-def _prepare(cfg: AuditConfig, ds: TabularDataset | None) -> _Data:
-    d = cfg.data
-    if ds is None:
-        ds = resolve_dataset(
-            d.dataset, label=d.label, positive=d.positive, protected=d.protected or None,
-            bins=d.bins, drop=d.drop, include_protected=d.include_protected,
-            min_group_size=d.min_group_size,
-        )  # fmt: skip
-    split = make_audit_split(
-        len(ds), seed=cfg.seed, audit_fraction=cfg.split.audit_fraction, max_audit=cfg.split.max_audit,
-        stratify=ds.y,
-    )  # fmt: skip
-    X = TabularPreprocessor().fit(ds.features.iloc[split.members]).transform(ds.features)
-    codes = pd.DataFrame(
-        {c: group_codes(ds.sensitive[c].to_numpy())[0] for c in ds.sensitive.columns}
-    )
-    h = hashlib.sha256()
-    for arr in (X, ds.y, split.members, split.nonmembers, split.population, codes.to_numpy()):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return _Data(
-        ds, X, ds.y, split.members, split.nonmembers, split.population, codes, h.hexdigest()[:32]
-    )
-
-
-def _recipe(cfg: AuditConfig, spec: ModelSpec, data: _Data):
-    t: TrainSection = spec.train or cfg.train
-    train = TrainConfig(
-        hidden=tuple(t.hidden), activation=t.activation, optimizer=t.optimizer, lr=t.lr, epochs=t.epochs,
-        batch_size=t.batch_size, weight_decay=t.weight_decay,
-    )  # fmt: skip
-    protected = list(data.codes.columns)
-    fairness = dp = None
-    cols: list[str] = []
-    if spec.dp is not None:
-        ga = spec.dp.group_attribute or protected[0]
-        if ga not in protected:
-            raise ConfigError(
-                f"models.{spec.name}.dp.group_attribute: '{ga}' is not protected ({protected})."
-            )
-        dp = DPConfig(
-            target_epsilon=spec.dp.target_epsilon, delta=spec.dp.delta, max_grad_norm=spec.dp.max_grad_norm,
-            accountant=spec.dp.accountant, group_clipping=spec.dp.group_clipping, tau=spec.dp.tau,
-            norm_noise_multiplier=spec.dp.norm_noise_multiplier,
-        )  # fmt: skip
-        if spec.dp.group_clipping:
-            cols.append(ga)  # DP-SGD-S clips by the groups of the first column
-    if spec.fairness is not None:
-        attrs = spec.fairness.attributes or protected
-        bad = [a for a in attrs if a not in protected]
-        if bad:
-            raise ConfigError(
-                f"models.{spec.name}.fairness.attributes: {bad} are not protected ({protected})."
-            )
-        fairness = FairnessConfig(penalty=spec.fairness.penalty, weight=spec.fairness.weight, reduce=spec.fairness.reduce)
-        cols += [a for a in attrs if a not in cols]
-    groups = data.codes[cols].to_numpy() if cols else None
-    key = {
-        "train": train.to_dict(),
-        "fairness": None
-        if fairness is None
-        else [fairness.penalty, fairness.weight, fairness.reduce],
-        "dp": None if dp is None else dp.to_dict(),
-        "groups": cols,
-    }
-    return train, fairness, dp, groups, key
-
-
-class _Runner:
-    def __init__(self, cfg: AuditConfig, data: _Data, cache: StageCache, progress: Progress | None):
-        self.cfg, self.data, self.cache, self.progress = cfg, data, cache, progress
-        self.trainings = 0
-
-    def _tick(self, task: str) -> Callable[[int, int], None] | None:
-        if self.progress is None:
-            return None
-        return lambda d, t: self.progress(task, d, t)  # type: ignore[misc]
-
-    def train(self, task: str, stage: str, recipe_key: dict, masks: np.ndarray, recipe, seed: int,
-              rows: np.ndarray | None = None) -> Ensemble:  # fmt: skip
-        """Train (or load) models with ``masks`` over ``rows`` (default: all rows)."""
-        train, fairness, dp, groups, _ = recipe
-        key = stable_hash({"stage": stage, "recipe": recipe_key, "data": self.data.fingerprint,
-                           "masks": hashlib.sha256(np.packbits(masks).tobytes()).hexdigest(), "seed": seed,
-                           "rows": None if rows is None else hashlib.sha256(rows.tobytes()).hexdigest()})  # fmt: skip
-        ens = self.cache.get_model(stage, key)
-        if ens is not None:
-            if self.progress:
-                self.progress(task, 1, 1)
-            return ens
-        X, y = self.data.X, self.data.y
-        g = groups
-        if rows is not None:
-            X, y = X[rows], y[rows]
-            g = None if groups is None else groups[rows]
-        self.trainings += 1
-        ens = train_ensemble(X, y, masks, config=train, seed=seed, groups=g, fairness=fairness, dp=dp,
-                             progress=self._tick(task))  # fmt: skip
-        self.cache.put_model(stage, key, ens)
-        return ens
-
-
-def _proba(z: np.ndarray) -> np.ndarray:
-    z = z.astype(np.float64)
-    p = np.exp(z - z.max(-1, keepdims=True))
-    return p / p.sum(-1, keepdims=True)
+    @property
+    def per_record(self) -> pd.DataFrame:
+        return self.tables.get("per_record", pd.DataFrame())
 
 
 def _round(obj: Any, nd: int = 6) -> Any:
@@ -190,212 +56,250 @@ def _round(obj: Any, nd: int = 6) -> Any:
     if isinstance(obj, float):
         return None if not np.isfinite(obj) else round(obj, nd)
     if isinstance(obj, dict):
-        return {k: _round(v, nd) for k, v in obj.items()}
+        return {str(k): _round(v, nd) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_round(v, nd) for v in obj]
     if isinstance(obj, np.generic):
         return _round(obj.item(), nd)
+    if isinstance(obj, np.ndarray):
+        return _round(obj.tolist(), nd)
     return obj
 
 
+def _predictions(spec: ModelSpec, data: AuditData) -> np.ndarray:
+    src = spec.predictions
+    assert src is not None
+    if src in data.columns:
+        p = data.columns[src]
+    else:
+        path = Path(src)
+        if not path.exists():
+            raise DataValidationError(
+                f"predictions '{src}' of model '{spec.name}' is neither a column of the data nor a file."
+            )
+        df = read_table(path)
+        cols = [c for c in df.columns if str(c).lower() in ("proba", "probability", "score", "p1", "prediction")]
+        if df.shape[1] != 1 and not cols:
+            raise DataValidationError(
+                f"The predictions file '{path}' has columns {list(df.columns)[:10]}: give one column, "
+                "or name it proba, score or prediction."
+            )
+        col = df.columns[0] if df.shape[1] == 1 else cols[0]
+        n_source = int(data.ds.source_rows.max()) + 1 if len(data.ds.source_rows) else len(data.y)
+        if len(df) < n_source:
+            raise DataValidationError(
+                f"The predictions file '{path}' has {len(df)} rows; the data has {n_source} (one per row, same order)."
+            )
+        p = df[col].to_numpy()[data.ds.source_rows]
+    try:
+        p = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"predictions of model '{spec.name}' must be numbers ({exc}).") from None
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise DataValidationError(
+            f"predictions of model '{spec.name}' must be probabilities of the positive class in [0, 1]."
+        )
+    return p
+
+
+def build_targets(
+    cfg: AuditConfig, data: AuditData, fitted: Mapping[str, Any] | None = None
+) -> dict[str, AuditTarget]:
+    """The audited models of ``cfg`` (and the user's fitted objects ``fitted``, by name)."""
+    targets: dict[str, AuditTarget] = {}
+    for spec in cfg.models:
+        notes: list[str] = []
+        if spec.kind == "fairleak":
+            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(spec.train or cfg.train, spec.fairness, spec.dp))
+        elif spec.kind == "sklearn":
+            est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
+            t = AuditTarget(spec.name, "sklearn", SklearnRecipe(estimator=est))
+        elif spec.kind == "fitted":
+            model = load_fitted_model(spec.file or "", trust_pickle=spec.trust_pickle, trusted=spec.trusted_types)
+            t = AuditTarget(spec.name, "fitted", recipe_of(model), fitted=model)
+        else:
+            t = AuditTarget(spec.name, "predictions", predictions=_predictions(spec, data))
+        if spec.reference_estimator is not None:
+            ref = estimator_from_spec(spec.reference_estimator, spec.reference_params, "auto")
+            t.reference_recipe = SklearnRecipe(estimator=ref)
+            notes.append(
+                f"Reference and shadow models of '{spec.name}' are {spec.reference_estimator}, not "
+                "clones of the model: attack figures may understate its leakage."
+            )
+        t.notes += notes
+        targets[spec.name] = t
+    for name, model in (fitted or {}).items():
+        if name in targets:
+            raise DataValidationError(f"Two audited models are named '{name}'.")
+        targets[name] = AuditTarget(name, "fitted", recipe_of(model), fitted=model)
+    for t in targets.values():
+        if t.recipe is None and t.kind == "fitted":
+            t.notes.append(
+                f"'{t.name}' ({type(t.fitted).__name__}) cannot be cloned: attacks that need models "
+                "trained like it are skipped."
+            )
+    return targets
+
+
+def _score_targets(ctx: AuditContext) -> None:
+    d = ctx.data
+    everything = np.arange(len(d.y))
+    for t in ctx.targets.values():
+        if t.trained_by_audit:
+            assert t.recipe is not None
+            ms = ctx.train(
+                t.recipe, rows=d.members, masks=np.ones((1, len(d.members)), bool),
+                seed=ctx.seed("target"), eval_rows=everything, task=f"model · {t.name}",
+            )  # fmt: skip
+            t.outputs, t.privacy = ms.outputs, ms.privacy
+        else:
+            t.outputs = t.outputs_of_fitted(d.inputs, d.ds.positive)
+            eps = getattr(t.fitted, "epsilon_", None)
+            if eps is not None:
+                t.privacy = {"epsilon": [float(eps)], "delta": getattr(t.fitted, "delta_", None)}
+
+
 def run_audit(
-    cfg: AuditConfig,
+    cfg: AuditConfig | None = None,
     *,
     out_dir: Path | str | None = None,
     dataset: TabularDataset | None = None,
+    membership: np.ndarray | None = None,
+    models: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
 ) -> AuditResult:
-    """Run the audit described by ``cfg``; cache finished stages under ``out_dir/.cache``."""
-    cache_root = Path(out_dir) / ".cache" if out_dir is not None else Path(".fairleak-cache")
-    cache = StageCache(cache_root, enabled=use_cache and out_dir is not None)
-    data = _prepare(cfg, dataset)
-    run = _Runner(cfg, data, cache, progress)
-    seed = cfg.seed
-    ds = data.ds
-    mem, non, pop = data.members, data.nonmembers, data.population
-    audit = np.concatenate([mem, non])
-    is_member = np.r_[np.ones(len(mem), bool), np.zeros(len(non), bool)]
-    sens_audit = ds.sensitive.iloc[audit].reset_index(drop=True)
-    sens_test = ds.sensitive.iloc[non].reset_index(drop=True)
-    X, y = data.X, data.y
-    recipes = {m.name: _recipe(cfg, m, data) for m in cfg.models}
-    specs = {m.name: m for m in cfg.models}
-    models_out: dict[str, Any] = {}
-    records = []
-    group_rows = []
-    targets: dict[str, Ensemble] = {}
+    """Run the audit described by ``cfg`` (default: :func:`default_config`).
 
-    # 2. target models
-    for name, rec in recipes.items():
-        mask = np.zeros((1, len(y)), dtype=bool)
-        mask[0, mem] = True
-        targets[name] = run.train(f"model {name}", "target", rec[4], mask, rec, seed)
-
-    pool = np.concatenate([audit, pop])
-    for name, rec in recipes.items():
-        ens = targets[name]
-        spec = specs[name]
-        # 3. fairness on non-members
-        p_test = ens.predict_proba(X[non])[0].astype(np.float64)
-        y_pred = (p_test[:, 1] > 0.5).astype(int)
-        fr = fairness_report(
-            y[non], y_pred, sensitive_features=sens_test, y_score=p_test[:, 1],
-            min_group_size=cfg.fairness.min_group_size, n_bootstrap=cfg.fairness.n_bootstrap,
-            confidence=cfg.fairness.confidence, random_state=seed,
-        )  # fmt: skip
-        train_acc = float(((ens.predict_proba(X[mem])[0][:, 1] > 0.5) == y[mem]).mean())
-        acc_by_group: dict[str, dict[str, Any]] = {}
-        for row in fr.table.to_dict(orient="records"):
-            acc_by_group.setdefault(row["attribute"], {})[row["group"]] = {
-                "n": row["count"], "accuracy": row["accuracy"], "too_small": row["too_small"],
-            }  # fmt: skip
-            group_rows.append({"model": name, "table": "fairness", **row})
-        # 4. attacks (reference and shadow models with the same recipe)
-        # reference models: halves of the audit set (the target trained on one such half);
-        # shadow models: halves of 2 x |members| population rows (see attacks.run_attacks)
-        ac = cfg.attacks
-        ref_masks = paired_half_masks(len(audit), ac.n_reference, seed + 1)
-        refs_ens = run.train(
-            f"references {name}", "references", rec[4], ref_masks, rec, seed + 1, rows=audit
+    ``dataset``: a :class:`~fairleak.data.TabularDataset` instead of ``cfg.data``, with
+    ``membership`` ("member" / "holdout" / "population" per row) when a model was fitted outside
+    the audit; ``models``: models you fitted yourself, by name (their membership must be known:
+    ``membership``, or ``cfg.data.member_column`` / ``cfg.data.train`` and ``holdout``).
+    Finished model sets are cached under ``out_dir/.cache``: a killed run started again reuses
+    them; ``use_cache=False`` recomputes everything (and refreshes the cache).
+    """
+    cfg = cfg or default_config()
+    cache_root = Path(out_dir) / ".cache" if out_dir is not None else None
+    cache = StageCache(cache_root or ".", read=use_cache and cache_root is not None,
+                       write=cache_root is not None)  # fmt: skip
+    if models and membership is None and not cfg.data.user_membership:
+        raise DataValidationError(
+            f"The model(s) {list(models)} were fitted outside the audit: say which rows they trained "
+            "on (membership=..., or data.member_column / data.train and data.holdout)."
         )
-        z = refs_ens.predict_logits(X[pool])
-        ref_masks = np.pad(ref_masks, ((0, 0), (0, len(pop))))  # no reference trains on pop
-        references = ReferenceModels(_proba(z), z.astype(np.float64), ref_masks, None)
-        sh_masks = shadow_masks(len(pop), len(mem), ac.n_shadow, seed + 2)
-        sh_ens = run.train(f"shadows {name}", "shadows", rec[4], sh_masks, rec, seed + 2, rows=pop)
-        zs = sh_ens.predict_logits(X[pop])
-        shadows = ReferenceModels(_proba(zs), zs.astype(np.float64), sh_masks, None)
-        attacks = run_attacks(
-            ens, X[audit], y[audit], is_member, X[pop], y[pop], attacks=ac.names,
-            groups_audit=sens_audit, output=ac.output, rmia_gamma=ac.rmia_gamma,
-            rmia_offline_a=ac.rmia_offline_a, n_bootstrap=ac.n_bootstrap, references=references,
-            shadows=shadows, seed=seed,
-        )  # fmt: skip
-        for aname, res in attacks.items():
-            records.append(pd.DataFrame({"model": name, "attack": aname, "row": ds.source_rows[audit],
-                                         "is_member": is_member, "score": res.scores}))  # fmt: skip
-            for attr, groups in res.metrics.by_group.items():
-                for g, gm in groups.items():
-                    group_rows.append({"model": name, "table": "attack", "attack": aname, "attribute": attr,
-                                       "group": g, "auc": gm.auc, "tpr_at_1%_fpr": gm.tpr_at_1_fpr,
-                                       "n_members": gm.n_members, "n_nonmembers": gm.n_nonmembers})  # fmt: skip
-        strongest = max(attacks.values(), key=lambda r: r.metrics.auc or 0.0) if attacks else None
-        models_out[name] = {
-            "recipe": {
-                "train": rec[0].to_dict(),
-                "fairness": None if spec.fairness is None else spec.fairness.model_dump(),
-                "dp": None if spec.dp is None else spec.dp.model_dump(),
-            },
-            "epsilon": None if ens.epsilon is None else ens.epsilon[0],
-            "delta": ens.delta,
-            "noise_multiplier": None if ens.noise_multiplier is None else ens.noise_multiplier[0],
-            "accuracy": {
-                "train": train_acc,
-                "test": float((y_pred == y[non]).mean()),
-                "test_by_group": acc_by_group,
-            },
-            "fairness": fr.to_dict(),
-            "attacks": {a: r.to_dict() for a, r in attacks.items()},
-            "strongest_attack": None if strongest is None else strongest.name,
-            "group_risk": None,
-        }
+    data = prepare_data(cfg, dataset, membership)
+    targets = build_targets(cfg, data, models)
+    if not targets:
+        raise DataValidationError("Nothing to audit: the config lists no models and none were given.")
+    ctx = AuditContext(cfg, data, ModelBank(data.inputs, data.fingerprint, cache, progress), targets,
+                       progress=progress)  # fmt: skip
+    _score_targets(ctx)
+    tables: dict[str, list[pd.DataFrame]] = {}
+    notes: list[str] = [*data.ds.notes, *data.notes]
+    for name, stage in STAGES.items():
+        section = cfg.stages[name]
+        if not section.enabled:
+            continue
+        out = stage.run(ctx, section)
+        ctx.results[name] = out.results
+        for k, v in out.tables.items():
+            tables.setdefault(k, []).extend(v)
+        notes += out.notes
+    results = _assemble(ctx, notes)
+    frames = {k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}
+    return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings)
 
-    # 5. FD-MIA pairs
-    fd_out = []
-    sh_in, sh_out = (np.sort(r) for r in shadow_pair_split(pop, len(mem), seed + 3))
-    sh_pts = np.concatenate([sh_in, sh_out])
-    sh_is_member = np.r_[np.ones(len(sh_in), bool), np.zeros(len(sh_out), bool)]
-    for biased, fair in cfg.fd_mia_pairs():
-        pair = []
-        for nm in (biased, fair):
-            m = np.zeros((1, len(y)), dtype=bool)
-            m[0, sh_in] = True
-            sh = run.train(
-                f"FD-MIA shadow {nm}", "fdmia_shadow", recipes[nm][4], m, recipes[nm], seed + 3
-            )
-            pair.append(sh.predict_proba(X[sh_pts])[0].astype(np.float64))
-        res = fd_mia(
-            targets[biased].predict_proba(X[audit])[0].astype(np.float64),
-            targets[fair].predict_proba(X[audit])[0].astype(np.float64),
-            y[audit], is_member, pair[0], pair[1], y[sh_pts], sh_is_member, groups=sens_audit,
-            n_bootstrap=cfg.attacks.n_bootstrap, random_state=seed,
-        )  # fmt: skip
-        res.fairness_weight = specs[fair].fairness.weight if specs[fair].fairness else None
-        fd_out.append({"biased": biased, "fair": fair, **res.to_dict()})
 
-    # 6. group privacy risk: the PA-ALOOA game on the audit set with each recipe
-    gr = cfg.group_risk
-    gr_records = []
-    for name in cfg.group_risk_models():
-        rec = recipes[name]
-        rows = audit
-        subset = None
-        if gr.max_records is not None and gr.max_records < len(audit):
-            subset = np.sort(
-                np.random.default_rng(seed + 4).choice(len(audit), gr.max_records, replace=False)
-            )
-        masks = pa_alooa_masks(len(rows), gr.n_models, seed=seed + 4, audit_subset=subset)
-        ens = run.train(f"PA-ALOOA {name}", "pa_alooa", rec[4], masks, rec, seed + 4, rows=rows)
-        audited = np.arange(len(rows)) if subset is None else subset
-        z = ens.predict_logits(X[rows][audited]).astype(np.float64)
-        yy = y[rows][audited]
-        zy = np.where(yy[None, :] == 1, z[..., 1], z[..., 0])
-        scores = zy - np.logaddexp(z[..., 0], z[..., 1])
-        grr = group_risk_from_scores(
-            scores, masks[:, audited], sens_audit.iloc[audited].reset_index(drop=True),
-            min_group_size=gr.min_group_size, null_seed=seed + 5,
-        )  # fmt: skip
-        models_out[name]["group_risk"] = grr.to_dict()
-        gr_records.append(pd.DataFrame({"model": name, "row": ds.source_rows[rows][audited],
-                                        "ipr": grr.ipr, "ipr_heldout": grr.ipr_heldout}))  # fmt: skip
-
+def _assemble(ctx: AuditContext, notes: list[str]) -> dict[str, Any]:
+    cfg, data = ctx.config, ctx.data
+    columns = list(BASE_COLUMNS)
+    for name, stage in STAGES.items():
+        if cfg.stages[name].enabled:
+            columns += [{"key": c.key, "label": c.label, "stage": name, "digits": c.digits, "help": c.help}
+                        for c in stage.columns]  # fmt: skip
+    models: dict[str, Any] = {}
     summary = []
-    first_attr = ds.protected[0]
-    for name, m in models_out.items():
-        gaps = m["fairness"]["gaps"].get(first_attr, {})
-        strongest = m["attacks"].get(m["strongest_attack"] or "", {})
-        fd = [f for f in fd_out if f["fair"] == name or f["biased"] == name]
-        summary.append({
-            "model": name,
-            "test_accuracy": m["accuracy"]["test"],
-            "epsilon": m["epsilon"],
-            "attribute": first_attr,
-            "demographic_parity_difference": gaps.get("demographic_parity_difference", {}).get("value"),
-            "equalized_odds_difference": gaps.get("equalized_odds_difference", {}).get("value"),
-            "strongest_attack": m["strongest_attack"],
-            "strongest_attack_auc": strongest.get("auc"),
-            "strongest_attack_tpr_at_1%_fpr": strongest.get("tpr_at_1%_fpr"),
-            "gprp": None if m["group_risk"] is None else m["group_risk"]["gprp"][first_attr]["pa_alooa_heldout"],
-            "fd_mia_auc": max((f["attacks"]["fd_mia_learned"]["auc"] for f in fd if f["fair"] == name), default=None),
-        })  # fmt: skip
-
-    results = {
-        "schema_version": 1,
+    for name, t in ctx.targets.items():
+        eps = t.privacy.get("epsilon")
+        nm = t.privacy.get("noise_multiplier")
+        entry: dict[str, Any] = {
+            **t.describe(),
+            "epsilon": None if not eps else float(eps[0]),
+            "delta": t.privacy.get("delta") if eps else None,
+            "noise_multiplier": None if not nm else float(nm[0]),
+            "privacy": t.privacy.get("mechanism"),
+            "notes": t.notes,
+        }
+        row: dict[str, Any] = {"model": name, "epsilon": entry["epsilon"]}
+        for sname, stage in STAGES.items():
+            if sname not in ctx.results:
+                continue
+            res = ctx.results[sname]
+            if stage.scope == "model" and name in res:
+                entry[sname] = res[name]
+            row.update(stage.summary(res, name))
+        models[name] = entry
+        summary.append({c["key"]: row.get(c["key"]) for c in columns})
+    results: dict[str, Any] = {
+        "schema_version": 2,
         "fairleak_version": fairleak.__version__,
-        "seed": seed,
-        "config": cfg.model_dump(mode="json"),
-        "dataset": {k: v for k, v in dataset_summary(ds).items()},
-        "split": {"members": len(mem), "nonmembers": len(non), "population": len(pop)},
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "dataset": dataset_summary(data.ds),
+        "split": data.split_summary(),
+        "summary_columns": columns,
         "summary": summary,
-        "models": models_out,
-        "fd_mia": fd_out,
+        "models": models,
         "notes": [
-            *list(ds.notes),
-            "Fairness figures are measured on the non-members (rows never trained on).",
-            "Attacks use reference models trained on complementary halves of the audit set, as many rows as "
-            "the target's (online); offline variants use, for each point, the models that did not train on "
-            "it; shadow models train on as many population rows.",
-            "GPRP in the summary is the held-out PA-ALOOA figure for the first protected attribute.",
+            *notes,
+            "Fairness figures are measured on the non-members (rows the models never trained on).",
+            "Reference, shadow and game models are trained with each audited model's own recipe.",
+            "fairleak's own models read a numeric encoding fitted on the population rows (public to "
+            "the attacker), so the encoding reveals nothing about the members.",
         ],
     }
-    per_record = (
-        pd.concat(records + gr_records, ignore_index=True)
-        if records or gr_records
-        else pd.DataFrame()
-    )
-    per_group = pd.DataFrame(group_rows)
-    return AuditResult(
-        results=_round(results), per_record=per_record, per_group=per_group,
-        cache_hits=cache.hits, cache_misses=cache.misses, trainings=run.trainings,
-    )  # fmt: skip
+    for sname, stage in STAGES.items():
+        if stage.scope == "audit" and sname in ctx.results:
+            results[sname] = ctx.results[sname]
+    return results
+
+
+def audit_model(
+    model: Any,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    *,
+    label: str,
+    protected: list[str],
+    positive: Any = None,
+    population: pd.DataFrame | None = None,
+    bins: Mapping[str, list[float]] | None = None,
+    name: str = "model",
+    config: AuditConfig | Mapping[str, Any] | None = None,
+    out_dir: Path | str | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Audit a model you fitted yourself on ``train`` (the rows it trained on) against
+    ``holdout`` (rows it never saw; split in half into audited non-members and the attacker's
+    population unless ``population`` is given).
+
+    ``model``: any fitted scikit-learn estimator or Pipeline that takes these DataFrames' columns
+    (the label column is removed), or anything with ``predict_proba``. Reference, shadow and game
+    models are clones of it, fitted on the same kind of DataFrame. ``config``: further settings,
+    an :class:`AuditConfig` or a mapping of dotted overrides (``{"attacks.n_reference": 8}``).
+    """
+    from fairleak.data import load_table
+
+    frames = [train.assign(__role__="member"), holdout.assign(__role__="holdout")]
+    if population is not None:
+        frames.append(population.assign(__role__="population"))
+    df = pd.concat(frames, ignore_index=True)
+    cfg = config if isinstance(config, AuditConfig) else default_config()
+    cfg = apply_overrides(cfg, {"models": [], "data.protected": list(protected), "data.label": label})
+    if isinstance(config, Mapping):
+        cfg = apply_overrides(cfg, dict(config))
+    ds = load_table(df, label=label, protected=protected, positive=positive, drop=["__role__"],
+                    bins=bins, min_group_size=cfg.data.min_group_size)  # fmt: skip
+    roles = df["__role__"].to_numpy()[ds.source_rows]
+    return run_audit(cfg, dataset=ds, membership=roles, models={name: model}, out_dir=out_dir,
+                     progress=progress)  # fmt: skip

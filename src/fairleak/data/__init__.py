@@ -1,7 +1,13 @@
 """Datasets, loading and validation, preprocessing and audit splits."""
 
 from fairleak.data.dataset import DEFAULT_MIN_GROUP_SIZE, TabularDataset, bin_numeric, build_dataset
-from fairleak.data.datasets import DATASETS, DatasetInfo, list_datasets, load_dataset
+from fairleak.data.datasets import (
+    DATASETS,
+    DatasetInfo,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
 from fairleak.data.groups import group_codes, group_views, intersection_labels, normalize_sensitive
 from fairleak.data.loading import load_table, read_table
 from fairleak.data.preprocess import TabularPreprocessor
@@ -29,4 +35,5 @@ __all__ = [
     "make_synthetic",
     "normalize_sensitive",
     "read_table",
+    "register_dataset",
 ]

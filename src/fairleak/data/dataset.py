@@ -37,6 +37,8 @@ class TabularDataset:
         label, positive: the label column and the value counted as positive.
         notes: human-readable notes on what loading did (rows dropped and why, bins used).
         source_rows: position of each kept row in the original table.
+        raw: every kept column but the label, as read (protected attributes unbinned): what a
+            model fitted outside fairleak on this table takes as input.
     """
 
     name: str
@@ -47,6 +49,7 @@ class TabularDataset:
     positive: str
     notes: tuple[str, ...] = ()
     source_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    raw: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -71,6 +74,7 @@ class TabularDataset:
             positive=self.positive,
             notes=self.notes,
             source_rows=self.source_rows[rows] if len(self.source_rows) else rows,
+            raw=None if self.raw is None else self.raw.iloc[rows].reset_index(drop=True),
         )
 
     def group_sizes(self, *, intersections: bool = True) -> dict[str, dict[str, int]]:
@@ -292,4 +296,5 @@ def build_dataset(
         positive=positive_str,
         notes=tuple(notes),
         source_rows=source_rows,
+        raw=df.drop(columns=[label]).reset_index(drop=True),
     )

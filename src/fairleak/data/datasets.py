@@ -8,8 +8,8 @@ documented filters and goes through the same validation as user files.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 from fairleak.data.dataset import DEFAULT_MIN_GROUP_SIZE, TabularDataset, _suggest, build_dataset
 from fairleak.errors import DataValidationError
 
-__all__ = ["DATASETS", "DatasetInfo", "list_datasets", "load_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "list_datasets", "load_dataset", "register_dataset"]
 
 ADULT_COLUMNS = [
     "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
@@ -39,7 +39,8 @@ COMPAS_COLUMNS = [
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a bundled dataset is and how fairleak reads it by default."""
+    """What a bundled dataset is and how fairleak reads it by default: ``loader()`` returns the
+    raw table (filtered as documented) and notes on what it did."""
 
     name: str
     title: str
@@ -51,9 +52,23 @@ class DatasetInfo:
     description: str = ""
     source: str = ""
     licence: str = ""
+    loader: Callable[[], tuple[pd.DataFrame, list[str]]] | None = None
 
 
-DATASETS: dict[str, DatasetInfo] = {
+#: Registered datasets by name (see :func:`register_dataset`).
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    """Make a dataset loadable by name everywhere (``load_dataset``, ``fairleak audit NAME``,
+    ``fairleak datasets``). ``info.loader`` must be set."""
+    if info.loader is None:
+        raise ValueError(f"Dataset '{info.name}' needs a loader.")
+    DATASETS[info.name] = info
+    return info
+
+
+_BUNDLED = {
     "adult": DatasetInfo(
         name="adult",
         title="UCI Adult (Census Income 1994), train and test files together",
@@ -117,7 +132,7 @@ def _file(name: str):
     return resources.files("fairleak.data").joinpath("files", name)
 
 
-def _raw_adult() -> pd.DataFrame:
+def _raw_adult() -> tuple[pd.DataFrame, list[str]]:
     frames = []
     for fname, skip in (("adult.data.gz", 0), ("adult.test.gz", 1)):
         with _file(fname).open("rb") as fh:
@@ -136,10 +151,10 @@ def _raw_adult() -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     df = df.dropna(how="all")  # trailing blank lines
     df["income"] = df["income"].str.rstrip(".")
-    return df.drop(columns=["fnlwgt", "education"])
+    return df.drop(columns=["fnlwgt", "education"]), []
 
 
-def _raw_compas() -> tuple[pd.DataFrame, str]:
+def _raw_compas() -> tuple[pd.DataFrame, list[str]]:
     with _file("compas-scores-two-years.csv.gz").open("rb") as fh:
         df = pd.read_csv(fh, compression="gzip", keep_default_na=False, na_values=[""])
     n0 = len(df)
@@ -154,10 +169,10 @@ def _raw_compas() -> tuple[pd.DataFrame, str]:
         f"ProPublica's standard filter kept {len(df):,} of {n0:,} rows "
         f"({n0 - len(df):,} removed by the documented filter)."
     )
-    return df, note
+    return df, [note]
 
 
-def _raw_german() -> pd.DataFrame:
+def _raw_german() -> tuple[pd.DataFrame, list[str]]:
     with _file("german.data.gz").open("rb") as fh:
         df = pd.read_csv(fh, compression="gzip", sep=" ", header=None, names=GERMAN_COLUMNS)
     maps = json.loads(_file("german_values_maps.json").read_text())
@@ -174,7 +189,11 @@ def _raw_german() -> pd.DataFrame:
     }  # fmt: skip
     df["personal_status"] = df["status_sex"].map(personal)
     df["credit"] = df["credit"].map({1: "good", 2: "bad"})
-    return df.drop(columns=["status_sex"])
+    return df.drop(columns=["status_sex"]), []
+
+
+for _name, _loader in (("adult", _raw_adult), ("compas", _raw_compas), ("german", _raw_german)):
+    register_dataset(replace(_BUNDLED[_name], loader=_loader))
 
 
 def load_dataset(
@@ -197,14 +216,8 @@ def load_dataset(
         )
     info = DATASETS[key]
     chosen = tuple(protected) if protected else info.default_protected
-    notes: list[str] = []
-    if key == "adult":
-        df = _raw_adult()
-    elif key == "compas":
-        df, note = _raw_compas()
-        notes.append(note)
-    else:
-        df = _raw_german()
+    assert info.loader is not None
+    df, notes = info.loader()
     bins = {c: e for c, e in info.bins.items() if c in chosen}
     return build_dataset(
         df,

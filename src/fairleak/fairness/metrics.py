@@ -18,6 +18,7 @@ marked ``too_small`` and left out of every gap. Metrics fairlearn computes agree
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,33 +29,87 @@ from fairleak.data.groups import group_codes, group_views, normalize_sensitive
 from fairleak.errors import DataValidationError
 
 __all__ = [
+    "GAPS",
     "GAP_NAMES",
+    "RATES",
     "FairnessReport",
+    "Gap",
     "GapResult",
+    "Rate",
     "fairness_report",
     "group_metrics",
+    "register_gap",
+    "register_rate",
 ]
 
-GAP_NAMES = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equal_opportunity_difference",
-    "predictive_parity_difference",
-    "accuracy_difference",
-    "treatment_equality_difference",
-    "calibration_difference",
-)
-RATE_COLUMNS = (
-    "selection_rate",
-    "tpr",
-    "fpr",
-    "fnr",
-    "precision",
-    "accuracy",
-    "fn_fp_ratio",
-    "ece",
-)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A per-group rate from confusion-matrix counts: ``numerator / denominator`` (undefined when
+    the denominator is zero), each a function of the counts ``(tn, fp, fn, tp)``."""
+
+    name: str
+    numerator: Callable[..., np.ndarray]
+    denominator: Callable[..., np.ndarray]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A gap across groups: ``max - min`` (or ``min / max`` with ``ratio``) of one or more rates
+    (several: the largest of their gaps, as equalized odds)."""
+
+    name: str
+    rates: tuple[str, ...]
+    ratio: bool = False
+    label: str = ""
+
+
+#: Per-group rates, by name (the columns of the per-group table). ``ece`` is added from scores.
+RATES: dict[str, Rate] = {}
+#: Gaps, by name (every gap is reported per attribute and intersection, with CIs).
+GAPS: dict[str, Gap] = {}
+
+
+def register_rate(rate: Rate) -> Rate:
+    RATES[rate.name] = rate
+    return rate
+
+
+def register_gap(gap: Gap) -> Gap:
+    """Add a gap to every fairness report (its rates must be registered or ``ece``)."""
+    GAPS[gap.name] = gap
+    return gap
+
+
+for _r in (
+    Rate("selection_rate", lambda tn, fp, fn, tp: tp + fp, lambda tn, fp, fn, tp: tn + fp + fn + tp, "selection rate"),
+    Rate("tpr", lambda tn, fp, fn, tp: tp, lambda tn, fp, fn, tp: tp + fn, "true positive rate"),
+    Rate("fpr", lambda tn, fp, fn, tp: fp, lambda tn, fp, fn, tp: fp + tn, "false positive rate"),
+    Rate("fnr", lambda tn, fp, fn, tp: fn, lambda tn, fp, fn, tp: tp + fn, "false negative rate"),
+    Rate("precision", lambda tn, fp, fn, tp: tp, lambda tn, fp, fn, tp: tp + fp, "precision (PPV)"),
+    Rate("accuracy", lambda tn, fp, fn, tp: tp + tn, lambda tn, fp, fn, tp: tn + fp + fn + tp, "accuracy"),
+    Rate("fn_fp_ratio", lambda tn, fp, fn, tp: fn, lambda tn, fp, fn, tp: fp, "FN / FP"),
+):
+    register_rate(_r)
+for _g in (
+    Gap("demographic_parity_difference", ("selection_rate",), label="demographic parity difference"),
+    Gap("demographic_parity_ratio", ("selection_rate",), ratio=True, label="demographic parity ratio"),
+    Gap("equalized_odds_difference", ("tpr", "fpr"), label="equalized odds difference"),
+    Gap("equal_opportunity_difference", ("tpr",), label="equal opportunity difference"),
+    Gap("predictive_parity_difference", ("precision",), label="predictive parity difference"),
+    Gap("accuracy_difference", ("accuracy",), label="accuracy difference"),
+    Gap("treatment_equality_difference", ("fn_fp_ratio",), label="treatment equality difference"),
+    Gap("calibration_difference", ("ece",), label="calibration (ECE) difference"),
+):
+    register_gap(_g)
+
+GAP_NAMES = tuple(GAPS)  # the registered gaps (a live view is GAPS)
+
+
+def _rate_columns() -> tuple[str, ...]:
+    return (*RATES, "ece")
 
 
 def _binary(name: str, values: Any, n: int | None, pos_label: Any = 1) -> np.ndarray:
@@ -152,20 +207,14 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _rates(cells: np.ndarray, score_sum: np.ndarray | None, n_bins: int) -> dict[str, np.ndarray]:
-    """Rates from cell counts [..., G, bins, 2 (y), 2 (yhat)] (and score sums per cell)."""
+    """Every registered rate from cell counts [..., G, bins, 2 (y), 2 (yhat)] (and score sums
+    per cell for the calibration error)."""
     c = cells.sum(-3)  # over bins -> [..., G, 2, 2]
-    tn, fp, fn, tp = c[..., 0, 0], c[..., 0, 1], c[..., 1, 0], c[..., 1, 1]
-    n = tn + fp + fn + tp
-    out = {
-        "count": n,
-        "selection_rate": _div(tp + fp, n),
-        "tpr": _div(tp, tp + fn),
-        "fpr": _div(fp, fp + tn),
-        "fnr": _div(fn, tp + fn),
-        "precision": _div(tp, tp + fp),
-        "accuracy": _div(tp + tn, n),
-        "fn_fp_ratio": _div(fn, fp),
-    }
+    counts = (c[..., 0, 0], c[..., 0, 1], c[..., 1, 0], c[..., 1, 1])  # tn, fp, fn, tp
+    n = sum(counts)
+    out = {"count": n}
+    for name, rate in RATES.items():
+        out[name] = _div(rate.numerator(*counts), rate.denominator(*counts))
     if score_sum is not None:
         nb = cells.sum((-1, -2))  # [..., G, bins]
         pos = cells[..., 1, :].sum(-1)  # y = 1 per bin
@@ -178,38 +227,24 @@ def _rates(cells: np.ndarray, score_sum: np.ndarray | None, n_bins: int) -> dict
     return out
 
 
-_GAP_SOURCE = {
-    "demographic_parity_difference": ("selection_rate",),
-    "demographic_parity_ratio": ("selection_rate",),
-    "equalized_odds_difference": ("tpr", "fpr"),
-    "equal_opportunity_difference": ("tpr",),
-    "predictive_parity_difference": ("precision",),
-    "accuracy_difference": ("accuracy",),
-    "treatment_equality_difference": ("fn_fp_ratio",),
-    "calibration_difference": ("ece",),
-}
-
-
 def _gap(name: str, rates: dict[str, np.ndarray], use: np.ndarray) -> np.ndarray:
     """Gap over the groups in ``use`` (bool [G]) with a defined rate; NaN if < 2 such groups."""
     vals = []
-    for src in _GAP_SOURCE[name]:
+    spec = GAPS[name]
+    for src in spec.rates:
         r = rates[src]
         r = np.where(use, r, np.nan)
         ok = np.isfinite(r).sum(-1) >= 2
         with np.errstate(invalid="ignore", divide="ignore"):
             hi = np.nanmax(np.where(np.isfinite(r), r, -np.inf), -1)
             lo = np.nanmin(np.where(np.isfinite(r), r, np.inf), -1)
-            if name == "demographic_parity_ratio":
+            if spec.ratio:
                 v = np.where(hi > 0, lo / np.where(hi > 0, hi, 1), np.nan)
             else:
                 v = hi - lo
         vals.append(np.where(ok, v, np.nan))
-    return (
-        vals[0]
-        if len(vals) == 1
-        else np.where(np.isnan(vals[0]) | np.isnan(vals[1]), np.nan, np.maximum(*vals))
-    )
+    stacked = np.stack(vals)
+    return np.where(np.isnan(stacked).any(0), np.nan, stacked.max(0))
 
 
 def group_metrics(
@@ -303,7 +338,7 @@ def fairness_report(
         for g in range(G):
             rows.append(
                 {"attribute": attr, "group": names[g], "count": int(rates["count"][g]),
-                 **{k: float(rates[k][g]) for k in RATE_COLUMNS}, "too_small": bool(not use[g])}
+                 **{k: float(rates[k][g]) for k in _rate_columns()}, "too_small": bool(not use[g])}
             )  # fmt: skip
         boot = None
         if n_bootstrap > 0:
@@ -316,14 +351,14 @@ def fairness_report(
             boot = _rates(bc.reshape((n_bootstrap, *shape)), bs, nb)
         gaps[attr] = {}
         alpha = (1 - confidence) / 2
-        for name in GAP_NAMES:
-            if name == "calibration_difference" and score is None:
+        for name, spec in GAPS.items():
+            if "ece" in spec.rates and score is None:
                 gaps[attr][name] = GapResult(None, note="needs y_score (predicted probabilities)")
                 continue
             value = float(_gap(name, rates, use))
             defined = [
                 names[g] for g in range(G)
-                if use[g] and all(np.isfinite(rates[s][g]) for s in _GAP_SOURCE[name])
+                if use[g] and all(np.isfinite(rates[s][g]) for s in spec.rates)
             ]  # fmt: skip
             undefined = [names[g] for g in range(G) if use[g] and names[g] not in defined]
             note_parts = []

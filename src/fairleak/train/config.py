@@ -32,6 +32,13 @@ __all__ = [
 FAIRNESS_PENALTIES = PENALTIES
 
 
+def _registered(name: str, registry: dict) -> str:
+    """Field validator body: ``name`` must be registered (activations, penalties)."""
+    if name not in registry:
+        raise ValueError(f"one of {tuple(registry)}")
+    return name
+
+
 class TrainConfig(Params):
     """How each model is built and optimised.
 
@@ -52,9 +59,7 @@ class TrainConfig(Params):
     @field_validator("activation")
     @classmethod
     def _activation(cls, v: str) -> str:
-        if v not in ACTIVATIONS:
-            raise ValueError(f"one of {tuple(ACTIVATIONS)}")
-        return v
+        return _registered(v, ACTIVATIONS)
 
     _finite = field_validator("lr", "weight_decay", "momentum")(finite)
 
@@ -76,9 +81,7 @@ class FairnessConfig(Params):
     @field_validator("penalty")
     @classmethod
     def _penalty(cls, v: str) -> str:
-        if v not in PENALTIES:
-            raise ValueError(f"one of {tuple(PENALTIES)}")
-        return v
+        return _registered(v, PENALTIES)
 
     _finite = field_validator("weight")(finite)
 

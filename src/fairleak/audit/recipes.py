@@ -1,0 +1,286 @@
+"""Recipes: how to train models like a target, K at once, on subsets of the audit's rows.
+
+Attacks that need reference, shadow or game models get them by running the *target's own
+recipe*: fairleak's models through the vectorised ensemble trainer (:class:`FairleakRecipe`), any
+scikit-learn estimator or Pipeline through ``sklearn.base.clone`` on the same kind of input it
+takes (:class:`SklearnRecipe`, DataFrame in, DataFrame out). A recipe trains on an
+:class:`Inputs` (the audit's table in both forms) and returns a :class:`Fitted` set of models whose
+outputs are :class:`~fairleak.attacks.ModelOutputs`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from fairleak.attacks import ModelOutputs
+from fairleak.data import group_codes
+from fairleak.errors import DataValidationError
+from fairleak.train import (
+    DPConfig,
+    Ensemble,
+    FairnessConfig,
+    TrainConfig,
+    group_columns,
+    train_ensemble,
+)
+
+__all__ = ["FairleakRecipe", "Fitted", "Inputs", "Recipe", "SklearnRecipe", "positive_column"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Inputs:
+    """The audit's rows in the forms recipes take: ``frame`` (the feature columns, a
+    DataFrame), ``raw`` (every column but the label, protected attributes unbinned: what a model
+    fitted outside fairleak may read), ``matrix`` (float32, fairleak's numeric encoding; built on
+    first use), labels ``y`` (0/1) and the protected attributes ``sensitive`` (strings)."""
+
+    frame: pd.DataFrame
+    y: np.ndarray
+    sensitive: pd.DataFrame
+    raw: pd.DataFrame | np.ndarray | None = None
+    make_matrix: Callable[[], np.ndarray] | None = None
+    _matrix: np.ndarray | None = field(default=None, repr=False)
+
+    def table(self, kind: str, columns: tuple[str, ...] | None = None) -> Any:
+        """The input of a model that reads ``kind`` (``frame``, ``raw`` or ``matrix``)."""
+        if kind == "matrix":
+            return self.matrix
+        df = self.raw if kind == "raw" and self.raw is not None else self.frame
+        if isinstance(df, np.ndarray):  # the caller's own array (Python API)
+            return df
+        if columns is not None:
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                raise DataValidationError(
+                    f"The model was fitted on column(s) {missing} that the data lacks. Give the "
+                    "same columns the model was trained on (features and, if it used them, the "
+                    "protected attributes)."
+                )
+            df = df[list(columns)]
+        return df
+
+    @property
+    def matrix(self) -> np.ndarray:
+        if self._matrix is None:
+            if self.make_matrix is None:
+                raise DataValidationError("These inputs have no numeric encoding for fairleak's models.")
+            self._matrix = self.make_matrix()
+        return self._matrix
+
+    def codes(self, column: str) -> np.ndarray:
+        """Integer codes of one protected attribute (sorted group names)."""
+        return group_codes(self.sensitive[column].to_numpy())[0]
+
+
+class Fitted(ABC):
+    """K fitted models."""
+
+    n_models: int
+    privacy: dict[str, Any]
+
+    @abstractmethod
+    def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
+        """Outputs [K, len(rows), 2] on the given rows of ``inputs``."""
+
+
+class Recipe(ABC):
+    """How to train models like a target."""
+
+    kind: str
+
+    @abstractmethod
+    def key(self) -> dict[str, Any]:
+        """JSON-able identity (for the model cache and results.json)."""
+
+    @abstractmethod
+    def fit(
+        self, inputs: Inputs, rows: np.ndarray, masks: np.ndarray, seeds: list[int],
+        progress: Progress | None = None,
+    ) -> Fitted:  # fmt: skip
+        """Train ``len(masks)`` models; model k on ``rows[masks[k]]``."""
+
+    @property
+    def private(self) -> bool:
+        return False
+
+    def with_penalty_weight(self, weight: float) -> Recipe:
+        raise DataValidationError(f"A {self.kind} recipe has no fairness penalty weight to change.")
+
+
+class _EnsembleFitted(Fitted):
+    def __init__(self, ens: Ensemble, recipe: FairleakRecipe) -> None:
+        self.ensemble, self.recipe = ens, recipe
+        self.n_models = ens.n_models
+        self.privacy = {
+            "epsilon": ens.epsilon,
+            "delta": ens.delta,
+            "noise_multiplier": ens.noise_multiplier,
+            **({"mechanism": ens.privacy} if ens.privacy else {}),
+        }
+
+    def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
+        return ModelOutputs.from_logits(self.ensemble.predict_logits(self.recipe.features(inputs)[rows]))
+
+
+@dataclass(frozen=True)
+class FairleakRecipe(Recipe):
+    """fairleak's own MLP / logistic regression, trained K at once by the ensemble trainer."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fairness: FairnessConfig | None = None
+    dp: DPConfig | None = None
+    input: Literal["matrix", "raw"] = "matrix"
+    columns: tuple[str, ...] | None = None
+    kind: str = "fairleak"
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "train": self.train.to_dict(),
+            "fairness": None if self.fairness is None else self.fairness.to_dict(),
+            "dp": None if self.dp is None else self.dp.to_dict(),
+            "input": self.input,
+            "columns": self.columns,
+        }
+
+    def features(self, inputs: Inputs) -> np.ndarray:
+        """The float32 matrix this recipe's models read: fairleak's encoding, or numeric columns."""
+        if self.input == "matrix":
+            return inputs.matrix
+        try:
+            return np.ascontiguousarray(np.asarray(inputs.table("raw", self.columns), dtype=np.float32))
+        except (TypeError, ValueError) as exc:
+            raise DataValidationError(
+                f"fairleak's models read numbers; the columns {self.columns} are not all numeric ({exc})."
+            ) from None
+
+    @property
+    def private(self) -> bool:
+        return self.dp is not None
+
+    def with_penalty_weight(self, weight: float) -> FairleakRecipe:
+        if self.fairness is None:
+            return super().with_penalty_weight(weight)
+        fair = FairnessConfig(**{**self.fairness.model_dump(), "weight": weight})
+        return FairleakRecipe(self.train, fair, self.dp, self.input, self.columns)
+
+    def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:
+        penalised, clip = group_columns(self.fairness, self.dp, list(inputs.sensitive.columns))
+        groups = (
+            np.stack([inputs.codes(c)[rows] for c in penalised], 1) if penalised else None
+        )
+        clip_groups = None if clip is None else inputs.codes(clip)[rows]
+        ens = train_ensemble(
+            self.features(inputs)[rows], inputs.y[rows], masks, config=self.train, seeds=seeds,
+            groups=groups, fairness=self.fairness, dp=self.dp, clip_groups=clip_groups,
+            progress=progress,
+        )  # fmt: skip
+        return _EnsembleFitted(ens, self)
+
+
+def positive_column(model: Any, positive: Any = 1) -> int:
+    """Which column of ``model.predict_proba`` is the positive class (from ``classes_``)."""
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return 1
+    names = [str(c) for c in np.asarray(classes).tolist()]
+    if len(names) != 2:
+        raise DataValidationError(
+            f"fairleak audits binary classifiers; the model has {len(names)} classes {names[:10]}."
+        )
+    for cand in (str(positive), "1", "True"):
+        if cand in names:
+            return names.index(cand)
+    raise DataValidationError(
+        f"The model's classes {names} do not include the positive label {positive!r} of the data."
+    )
+
+
+def _accepts_sensitive(estimator: Any) -> bool:
+    fit = getattr(estimator, "fit", None)
+    try:
+        return fit is not None and "sensitive_features" in inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class _EstimatorsFitted(Fitted):
+    def __init__(self, models: list[Any], input_kind: str, columns: tuple[str, ...] | None) -> None:
+        self.models = models
+        self.n_models = len(models)
+        self.input_kind, self.columns = input_kind, columns
+        eps = [getattr(m, "epsilon_", None) for m in models]
+        self.privacy = {
+            "epsilon": None if any(e is None for e in eps) else [float(e) for e in eps],
+            "delta": getattr(models[0], "delta_", None),
+            "noise_multiplier": None,
+        }
+
+    def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
+        X = _take(inputs.table(self.input_kind, self.columns), rows)
+        probas = []
+        for m in self.models:
+            p = np.asarray(m.predict_proba(X), dtype=np.float64)
+            j = positive_column(m)
+            probas.append(np.stack([p[:, 1 - j], p[:, j]], 1))
+        return ModelOutputs.from_proba(np.stack(probas))
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
+
+
+@dataclass(frozen=True)
+class SklearnRecipe(Recipe):
+    """Any scikit-learn classifier or Pipeline: cloned (same steps, same hyperparameters) and
+    fitted once per model on its rows of the input it takes: the feature DataFrame
+    (``input="frame"``), the table as the user has it (``"raw"``, restricted to ``columns``, the
+    columns a user's fitted model was trained on) or fairleak's numeric encoding (``"matrix"``).
+    Estimators whose ``fit`` takes ``sensitive_features`` get the protected attributes of their
+    rows. ``random_state`` parameters, where the estimator has them, come from each model's seed."""
+
+    estimator: Any = None
+    input: Literal["frame", "raw", "matrix"] = "frame"
+    columns: tuple[str, ...] | None = None
+    kind: str = "sklearn"
+
+    def key(self) -> dict[str, Any]:
+        est = self.estimator
+        params = {k: repr(v) for k, v in sorted(est.get_params(deep=True).items())}
+        return {"kind": self.kind, "class": f"{type(est).__module__}.{type(est).__qualname__}",
+                "params": params, "input": self.input, "columns": self.columns}  # fmt: skip
+
+    @property
+    def private(self) -> bool:
+        return getattr(self.estimator, "target_epsilon", None) is not None
+
+    def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:
+        models = []
+        X = _take(inputs.table(self.input, self.columns), rows)
+        y = inputs.y[rows]
+        sens = inputs.sensitive.iloc[rows].reset_index(drop=True)
+        for k, m in enumerate(np.asarray(masks, dtype=bool)):
+            est = clone(self.estimator)
+            seed_params = {
+                p: int(seeds[k]) % (2**31)
+                for p in est.get_params(deep=True)
+                if p == "random_state" or p.endswith("__random_state")
+            }
+            if seed_params:
+                est.set_params(**seed_params)
+            Xk = _take(X, np.flatnonzero(m))
+            kw = {"sensitive_features": sens[m].reset_index(drop=True)} if _accepts_sensitive(est) else {}
+            models.append(est.fit(Xk, y[m], **kw))
+            if progress is not None:
+                progress(k + 1, len(masks))
+        return _EstimatorsFitted(models, self.input, self.columns)

@@ -1,0 +1,239 @@
+"""Stage: membership-inference attacks on each audited model, per group.
+
+Reference models (LiRA, RMIA) train on complementary random halves of the audit set (the online
+setting: every audit point is IN for half of them, and each trains on about as many rows as the
+target); offline variants use, for each point, the models that did not train on it. Shadow models
+(Shokri) train on halves of ``2 x |members|`` population rows. Both use the target's own recipe
+(for a fitted scikit-learn model: clones of it); where the target has none, the attacks that need
+them are skipped with a note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from fairleak.attacks import (
+    ATTACKS,
+    AttackData,
+    AttackResult,
+    default_attacks,
+    evaluate_attacks,
+    make_attack,
+    paired_half_masks,
+    shadow_masks,
+)
+from fairleak.audit.blocks import Bars, Block, Curves, Estimate, RefLine, Series, Table, Text
+from fairleak.audit.stages.base import (
+    AuditContext,
+    Column,
+    Stage,
+    StageConfig,
+    StageOutput,
+    register_stage,
+)
+from fairleak.errors import DataValidationError
+
+__all__ = ["AttackSection", "AttacksStage", "attack_target"]
+
+
+class AttackSection(StageConfig):
+    names: list[str] = Field(default_factory=default_attacks, description="registered attacks to run")
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per attack, its parameters (rmia_online: {gamma: 2})"
+    )
+    n_reference: int = Field(16, ge=2, description="reference models, even: complementary pairs")
+    n_shadow: int = Field(4, ge=2, description="shadow models, even")
+    n_bootstrap: int = Field(200, ge=0)
+    output: Literal["full", "label_only", "top1"] = "full"
+
+    @field_validator("n_reference", "n_shadow")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even (models come in complementary pairs)")
+        return v
+
+    @field_validator("names")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [a for a in v if a not in ATTACKS]
+        if bad:
+            raise ValueError(f"unknown attack(s) {bad}; choose from {sorted(ATTACKS)}")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, params in v.items():
+            try:
+                make_attack(name, **params)
+            except DataValidationError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+def attack_target(
+    ctx: AuditContext, cfg: AttackSection, name: str
+) -> tuple[dict[str, AttackResult], dict[str, Any]]:
+    """Run the configured attacks on audited model ``name``: train what they need with its
+    recipe (through the model bank), score, measure per group. Returns the results and the
+    settings / notes that go with them."""
+    d, target = ctx.data, ctx.targets[name]
+    attacks = {a: make_attack(a, **cfg.params.get(a, {})) for a in cfg.names}
+    recipe = target.attack_recipe
+    notes = list(target.notes)
+    needs = set().union(*(a.needs for a in attacks.values())) if attacks else set()
+    if recipe is None and needs & {"references", "shadows"}:
+        skipped = [a for a, atk in attacks.items() if atk.needs & {"references", "shadows"}]
+        notes.append(
+            f"Skipped {', '.join(skipped)}: they need models trained like the target, and "
+            f"'{name}' has no known training recipe (give a fitted scikit-learn estimator, or a "
+            "reference_estimator)."
+        )
+        attacks = {a: atk for a, atk in attacks.items() if a not in skipped}
+        needs -= {"references", "shadows"}
+    audit, pop = d.audit, d.population
+    target_out = ctx.target_outputs(name, audit).restricted(cfg.output)
+    pop_out = ctx.target_outputs(name, pop).restricted(cfg.output)
+    settings: dict[str, Any] = {"output": cfg.output}
+    refs = ref_in = shadows = shadow_in = None
+    if "references" in needs:
+        assert recipe is not None
+        masks = paired_half_masks(len(audit), cfg.n_reference, ctx.seed("reference masks"))
+        ms = ctx.train(
+            recipe, rows=audit, masks=masks, seed=ctx.seed("references"),
+            eval_rows=np.concatenate([audit, pop]), task=f"reference models · {name}",
+        )  # fmt: skip
+        refs, ref_in = ms.outputs.restricted(cfg.output), ms.trained_on
+        settings["reference_models"] = {"n": cfg.n_reference, "rows_each": len(audit) // 2,
+                                        "target_rows": int(d.is_member.sum())}  # fmt: skip
+    if "shadows" in needs:
+        assert recipe is not None
+        masks = shadow_masks(len(pop), int(d.is_member.sum()), cfg.n_shadow, ctx.seed("shadow masks"))
+        ms = ctx.train(
+            recipe, rows=pop, masks=masks, seed=ctx.seed("shadows"), eval_rows=pop,
+            task=f"shadow models · {name}",
+        )  # fmt: skip
+        shadows, shadow_in = ms.outputs.restricted(cfg.output), ms.trained_on
+        settings["shadow_models"] = {"n": cfg.n_shadow, "rows_each": int(masks[0].sum())}
+    data = AttackData(
+        y=d.y[audit], target=target_out.model(0) if target_out.n_models > 1 else target_out,
+        y_population=d.y[pop], target_population=pop_out, references=refs, reference_in=ref_in,
+        shadows=shadows, shadow_in=shadow_in, seed=ctx.seed("attack models", name),
+    )  # fmt: skip
+    results = evaluate_attacks(
+        attacks, data, d.is_member, groups=d.sensitive(audit), n_bootstrap=cfg.n_bootstrap,
+        random_state=ctx.seed("attack bootstrap", name), progress=ctx.ticker(f"attacks · {name}", "attacks"),
+    )  # fmt: skip
+    settings["notes"] = notes
+    return results, settings
+
+
+@register_stage
+class AttacksStage(Stage):
+    name = "attacks"
+    title = "Membership inference"
+    order = 20
+    Config = AttackSection
+    columns = (
+        Column("strongest_attack", "strongest attack"),
+        Column("strongest_attack_auc", "AUC"),
+        Column("strongest_attack_tpr_at_1%_fpr", "TPR@1%FPR"),
+    )
+    glossary: ClassVar[dict[str, str]] = {
+        "AUC": "area under the attack's ROC curve: 0.5 is chance, 1 always right",
+        "TPR@1%FPR": "share of members found when only 1% of non-members are wrongly flagged",
+        "advantage": "the largest TPR - FPR over thresholds (0: no better than chance)",
+    }
+
+    schema: ClassVar[dict[str, Any] | None] = {
+        "type": "object",
+        "required": ["results", "strongest", "output", "notes"],
+        "properties": {
+            "results": {"type": "object", "additionalProperties": {"$ref": "#/$defs/attack"}},
+            "strongest": {"type": ["string", "null"]},
+        },
+    }
+
+    def run_model(self, ctx: AuditContext, cfg: AttackSection, target: Any) -> StageOutput:
+        results, settings = attack_target(ctx, cfg, target.name)
+        strongest = max(results.values(), key=lambda r: r.metrics.auc or 0.0) if results else None
+        d = ctx.data
+        rows = d.ds.source_rows[d.audit] if len(d.ds.source_rows) else d.audit
+        per_record = [
+            pd.DataFrame({"model": target.name, "attack": a, "row": rows, "is_member": d.is_member,
+                          "score": r.scores})
+            for a, r in results.items()
+        ]
+        per_group = [
+            pd.DataFrame([
+                {"model": target.name, "attack": a, "attribute": attr, "group": g, "auc": gm.auc,
+                 "tpr_at_1%_fpr": gm.tpr_at_1_fpr, "n_members": gm.n_members,
+                 "n_nonmembers": gm.n_nonmembers}
+                for a, r in results.items() for attr, gs in r.metrics.by_group.items()
+                for g, gm in gs.items()
+            ])
+        ]  # fmt: skip
+        out = {
+            "results": {a: r.to_dict() for a, r in results.items()},
+            "strongest": None if strongest is None else strongest.name,
+            **settings,
+        }
+        return StageOutput(out, {"per_record": per_record, "per_group_attacks": per_group})
+
+    def summary(self, results: Mapping[str, Any], model: str) -> dict[str, Any]:
+        r = results.get(model)
+        if r is None or r["strongest"] is None:
+            return {}
+        s = r["results"][r["strongest"]]
+        return {"strongest_attack": r["strongest"], "strongest_attack_auc": s["auc"],
+                "strongest_attack_tpr_at_1%_fpr": s["tpr_at_1%_fpr"]}  # fmt: skip
+
+    def report(self, results: Mapping[str, Any], model: str | None) -> list[Block]:
+        r = results.get(model or "")
+        if r is None:
+            return []
+        blocks: list[Block] = [Text(n, "warn") for n in r.get("notes", [])]
+        attacks = r["results"]
+        if not attacks:
+            return blocks
+        blocks.append(Curves(
+            f"ROC curves, log-log ({model})",
+            [(f"{a} (AUC {v['auc']:.3f})", v["roc"]["fpr"], v["roc"]["tpr"])
+             for a, v in attacks.items() if "roc" in v and v["auc"] is not None],
+            x_label="false positive rate", y_label="true positive rate", log=True, diagonal="chance",
+        ))  # fmt: skip
+        rows = []
+        for a, v in attacks.items():
+            ci = v.get("ci", {})
+            rows.append([
+                a, Estimate(v["auc"], *(ci.get("auc") or (None, None))),
+                Estimate(v["tpr_at_0.1%_fpr"]), Estimate(v["tpr_at_1%_fpr"], *(ci.get("tpr_at_1%_fpr") or (None, None))),
+                Estimate(v["advantage"]), v["n_members"], v["n_nonmembers"], "; ".join(v.get("warnings", [])),
+            ])  # fmt: skip
+        blocks.append(Table(["attack", "AUC [95% CI]", "TPR@0.1%FPR", "TPR@1%FPR", "advantage",
+                             "members", "non-members", "warnings"], rows))  # fmt: skip
+        strongest = r["strongest"]
+        by_group = attacks.get(strongest, {}).get("by_group", {})
+        cats, vals, lo, hi, n, muted = [], [], [], [], [], []
+        for attr, groups in by_group.items():
+            for g, v in groups.items():
+                ci = (v.get("ci") or {}).get("auc") or (None, None)
+                cats.append(f"{attr}={g}")
+                vals.append(v["auc"])
+                lo.append(ci[0])
+                hi.append(ci[1])
+                n.append(min(v["n_members"], v["n_nonmembers"]))
+                muted.append(v["auc"] is None)
+        if cats:
+            blocks.append(Bars(
+                f"Per-group AUC of {strongest} ({model})", cats,
+                [Series("AUC", vals, lo, hi, n, muted)], y_label="attack AUC",
+                lines=[RefLine(0.5, "chance")],
+            ))  # fmt: skip
+        return blocks
