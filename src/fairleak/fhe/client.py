@@ -1,13 +1,17 @@
 """The client: holds the CKKS secret key, encrypts records, decrypts their scores.
 
-Packing: one ciphertext per feature column with one record per slot (N/2 records per
-ciphertext), so the server's linear layers are ciphertext-by-scalar multiply-adds and need no
-rotations, hence no Galois keys (tens of MB) in the public context. Measured with TenSEAL 0.3.18
-at N = 8192 on Adult's 80 features (benchmarks/bench_fhe.py): row packing (one record per
-ciphertext, ``CKKSVector.dot``; or 32 records per ciphertext with ``enc_matmul_plain``) needs
-log2(80) rotations per record or block and was 20-60x slower per record than column packing at
-4,096 records; column packing costs the same for 1 record as for N/2 records, and the reduced
-input (``PublicReduction``) is what brings a single record's latency down.
+Packing: one ciphertext per input column with one record per slot (N/2 = 4,096 records per
+ciphertext at N = 8192), so the server's layers are ciphertext-by-scalar multiply-adds with no
+rotations, hence no Galois keys in the public context (0 bytes of keys for logistic regression,
+1.3 MiB of relinearisation keys for the square MLP, against 34 MiB of Galois keys for rotations).
+Measured on Adult's 80 inputs (benchmarks/bench_fhe.py, TenSEAL 0.3.18, shared 2-core machine):
+at 4,096 records column packing took 0.09 ms per record for logistic regression against 0.87 ms
+for row packing with 32 records per ciphertext (``enc_matmul_plain``: one multiplication and 7
+rotations per block), and 0.56 ms for the square MLP against ~1.3 s per record for one record
+per ciphertext (``mm``). Column packing costs as much for 1 record as for 4,096: for one record
+row packing was faster (LR 36 ms vs 430 ms, MLP 1.3 s vs 1.7 s), and the public reduction
+(``PublicReduction``, k = 8 inputs: LR 29 ms, MLP 0.5 s) brings one record below the
+row-packed latency at full width, without rotation keys. This module is built for batch scoring; row packing is not implemented.
 
 Encryption is symmetric (secret-key): only the key holder encrypts, and it measured 2.6x faster
 per ciphertext than public-key encryption (4.2 vs 11 ms at N = 8192). The context sent to the

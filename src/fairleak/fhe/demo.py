@@ -199,10 +199,12 @@ def run_encrypted_inference(
     params = ckks_parameters(poly.depth, poly_modulus_degree=poly_modulus_degree)
     Xt, yt = X[test], ds.y[test]
 
-    t0 = time.perf_counter()
     logits = ens.predict_logits(Xt)[0]
-    t_plain = time.perf_counter() - t0
     plain_margin = (logits[:, 1] - logits[:, 0]).astype(np.float64)
+    # plaintext latency: the same polynomial in numpy (the fast way to score it in the clear)
+    t0 = time.perf_counter()
+    poly.margin(Xt)
+    t_plain = time.perf_counter() - t0
 
     say("key generation")
     t0 = time.perf_counter()
