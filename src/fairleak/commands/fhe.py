@@ -105,6 +105,8 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
         (console if console.is_terminal else Console(width=160)).print(t)
         console.print(first.parameters["security"], highlight=False)
+        if first.epsilon is not None:
+            console.print(f"trained with DP-SGD: epsilon = {first.epsilon:.2f}", highlight=False)
         for note in first.notes:
             console.print(f"note: {note}", highlight=False)
         if out is not None:

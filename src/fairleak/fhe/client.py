@@ -17,7 +17,9 @@ Encryption is symmetric (secret-key): only the key holder encrypts, and it measu
 per ciphertext than public-key encryption (4.2 vs 11 ms at N = 8192). The context sent to the
 server is serialised without the secret key (TenSEAL's ``make_context_public()`` does the same
 for public-key contexts and refuses symmetric ones); ``FHEServer`` refuses a context that holds
-one.
+one. Encryption draws its noise from SEAL's own cryptographic generator, deliberately not
+from a ``seed``: reproducible ciphertexts would be insecure (decrypted scores are reproducible to
+the stated tolerance).
 """
 
 from __future__ import annotations
