@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
     ) -> None:
         """Encrypted inference (CKKS, TenSEAL): score the test rows of a dataset on ciphertexts and
-        compare accuracy and latency with plaintext scoring. Needs pip install 'fairleak[fhe]'."""
+        compare accuracy and latency with plaintext scoring. Needs the optional extra 'fhe' (TenSEAL)."""
         from fairleak.errors import FairleakError
 
         console, err = Console(), Console(stderr=True)
