@@ -241,6 +241,7 @@ def _register(name: str) -> None:
 
 
 # Subcommands in their own modules, one line each:
+_register("fhe")
 
 
 def main() -> None:
