@@ -210,6 +210,7 @@ def _register(name: str) -> None:
 
 
 # Subcommands in their own modules, one line each:
+_register("multitask")
 
 
 def main() -> None:
