@@ -305,7 +305,7 @@ def make_multitask_synthetic(
     *,
     n_features: int = 8,
     task_groups: Sequence[int] = (0, 0, 1, 1),
-    within_group_noise: float = 0.1,
+    within_group_noise: float = 0.03,
     group_bias: Sequence[float] | None = None,
     minority_fraction: float = 0.3,
     seed: int = 0,

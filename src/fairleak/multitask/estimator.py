@@ -122,7 +122,7 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
     Example:
         >>> clf = MultiTaskFairClassifier(method="fairbranch")
         >>> clf.fit(X, Y, sensitive_features=df[["sex", "race"]])  # doctest: +SKIP
-        >>> clf.predict_proba(X).shape  # (T, N, 2)  # doctest: +SKIP
+        >>> np.asarray(clf.predict_proba(X)).shape  # (T, N, 2)  # doctest: +SKIP
     """
 
     def __init__(
@@ -268,7 +268,7 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
             c = np.unique(Y2[:, t])
             if len(c) != 2:
                 raise ValueError(
-                    "Only binary tasks are supported. MultiTaskFairClassifier got "
+                    "Only binary classification is supported. MultiTaskFairClassifier got "
                     f"{len(c)} class(es) in task {t}: {c.tolist()[:10]}."
                 )
             classes.append(c)
@@ -435,14 +435,15 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
             parts = [net(x) for net in self.networks_]
         return torch.cat(parts).numpy().astype(np.float64)  # [T, N, 2]
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities: [T, N, 2] (column 1 is ``classes_[t][1]``); [N, 2] after a fit
-        on a 1-D y."""
+    def predict_proba(self, X: Any) -> list[np.ndarray] | np.ndarray:
+        """Class probabilities, scikit-learn's multi-output convention: a list of T arrays
+        [N, 2] (column 1 is ``classes_[t][1]``; ``np.asarray`` gives [T, N, 2]); one array
+        [N, 2] after a fit on a 1-D y."""
         z = self._logits(X)
         z -= z.max(-1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(-1, keepdims=True)
-        return p[0] if not isinstance(self.classes_, list) else p
+        return p[0] if not isinstance(self.classes_, list) else list(p)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels: [N, T] (each task's own classes); [N] after a fit on a 1-D y."""

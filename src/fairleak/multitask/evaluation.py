@@ -244,6 +244,8 @@ def evaluate_multitask(
             f"from {', '.join(METHODS)}."
         )
     run = ["stl", *[m for m in METHODS if m in methods and m != "stl"]]
+    for m in [*run[1:], "stl"]:  # every setting checked before anything trains
+        MultiTaskFairClassifier(method=m, **params)._settings()
     notes = list(dataset.notes)
     ds = dataset
     if max_rows is not None and len(ds) > max_rows:
@@ -272,7 +274,7 @@ def evaluate_multitask(
         est.fit(X[mem], ds.Y[mem], sensitive_features=sens.iloc[mem], validation_data=validation,
                 progress=step)  # fmt: skip
         seconds = time.perf_counter() - t0
-        proba = est.predict_proba(X[audit]).reshape(ds.n_tasks, len(audit), 2)
+        proba = np.asarray(est.predict_proba(X[audit])).reshape(ds.n_tasks, len(audit), 2)
         n_mem = len(mem)
         tasks: dict[str, Any] = {}
         total_score = np.zeros(len(audit))

@@ -10,8 +10,9 @@ copies per task take one step with each loss from the current parameters; each i
 ``R(a) = min((acc_a - best_acc_t) / best_acc_t, (fair_a - best_fair_t) / best_fair_t)`` with
 ``fair = 1 - EO / 2`` (EO in the papers' sum form over the two labels, worst protected view; halved so
 that it lies in [0, 1], where the paper's ``1 - EO`` can be negative) and ``best_*`` the best
-validation values seen so far. At each epoch's end the teacher is fitted on the epoch's
-transitions.
+validation values seen so far. At each epoch's end the teacher takes ``teacher_updates``
+regression steps on its replay memory (the published code fitted once per epoch on that epoch's
+experience; a few steps per epoch left the teacher close to its random start).
 
 The look-ahead is computed functionally (``torch.func.functional_call``) from the step's own
 gradients: a step of a fresh Adam optimiser is ``lr * sign(g)``, so a look-ahead is
@@ -77,13 +78,18 @@ def _eo_sum(pred: torch.Tensor, y: torch.Tensor, views, n_groups) -> float:
     return worst
 
 
-def validation_scores(logits: torch.Tensor, validation: TaskData) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and fairness score ``1 - EO/2`` per task on the validation rows; logits [T, N, 2]."""
-    pred = logits.argmax(-1)
-    acc = (pred == validation.y.T).double().mean(1).numpy()
+def validation_scores(
+    logits: torch.Tensor, validation: TaskData, tasks: list[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and fairness score ``1 - EO/2`` on the validation rows, for each of ``tasks``
+    (default all); ``logits`` [T, N, 2]."""
+    tasks = list(range(validation.n_tasks)) if tasks is None else tasks
+    pred = logits[tasks].argmax(-1)
+    y = validation.y[:, tasks].T
+    acc = (pred == y).double().mean(1).numpy()
     fair = np.array([
-        1.0 - _eo_sum(pred[t], validation.y[:, t], validation.views, validation.n_groups) / 2.0
-        for t in range(validation.n_tasks)
+        1.0 - _eo_sum(pred[k], y[k], validation.views, validation.n_groups) / 2.0
+        for k in range(len(tasks))
     ])  # fmt: skip
     return acc, fair
 
@@ -103,7 +109,8 @@ def fit_l2t(
     lookahead_lr: float = 1e-2,
     teacher_hidden: int = 32,
     teacher_lr: float = 1e-3,
-    teacher_epochs: int = 5,
+    teacher_updates: int = 100,
+    replay_size: int = 20_000,
     seed: int,
     progress: Progress | None = None,
 ) -> L2TLog:
@@ -127,10 +134,10 @@ def fit_l2t(
     log = L2TLog()
     n_steps = settings.epochs * -(-len(data) // settings.batch_size)
     done = 0
+    trans = Transitions()
     for epoch in range(settings.epochs):
         frac = epoch / max(settings.epochs - 1, 1)
         eps = exploration[0] + (exploration[1] - exploration[0]) * frac
-        trans = Transitions()
         counts = np.zeros((T, 2), dtype=np.int64)
         greedy = np.zeros((T, 2), dtype=np.int64)
         for idx in epoch_batches(len(data), settings.batch_size, batch_gen):
@@ -158,9 +165,9 @@ def fit_l2t(
                         moved[names[p]] = current[names[p]] - lookahead_lr * torch.sign(g)
                     with torch.no_grad():
                         va, vf = validation_scores(
-                            functional_call(model, moved, (validation.x,)), validation
+                            functional_call(model, moved, (validation.x,)), validation, [t]
                         )
-                    scores.append((va[t], vf[t]))
+                    scores.append((va[0], vf[0]))
                     nexts.append(_head_state(moved, t))
                 rewards = [
                     min((a_ - best_acc[t]) / max(best_acc[t], 1e-6),
@@ -187,9 +194,10 @@ def fit_l2t(
             done += 1
             if progress is not None:
                 progress(done, n_steps)
+        trans.keep_last(replay_size)
         log.teacher_loss.append(
-            teacher.fit(trans, gamma=gamma, lr=teacher_lr, epochs=teacher_epochs,
-                        batch_size=256, generator=fit_gen)
+            teacher.fit(trans, gamma=gamma, lr=teacher_lr, updates=teacher_updates,
+                        batch_size=64, generator=fit_gen)
         )  # fmt: skip
         log.actions.append(counts.tolist())
         log.greedy_actions.append(greedy.tolist())

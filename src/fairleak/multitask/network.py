@@ -48,6 +48,13 @@ class MultiTaskMLP(nn.Module):
         seed: seeds the initialisation (same seed, same weights).
 
     ``forward(x)`` returns logits of shape [T, N, 2].
+
+    Heads start at zero (the trunk's random features break the symmetry after one step). The
+    softmax is shift invariant, so the gradients of a head's two rows are exact opposites, and so
+    are Adam's updates: a head's weights are then all learned logit difference. With PyTorch's
+    default initialisation, the rows' random common part never changes and the random start
+    stays in the difference; FairBranch's CKA between heads then measured mostly that noise
+    (related tasks on planted data: CKA 0.2-0.5 where the learned parts agree).
     """
 
     def __init__(
@@ -72,7 +79,8 @@ class MultiTaskMLP(nn.Module):
         self.heads = nn.ModuleList()
         for _ in range(self.n_tasks):
             head = nn.Linear(widths[-1], 2)
-            _init_linear(head, gen)
+            nn.init.zeros_(head.weight)  # see the class docstring
+            nn.init.zeros_(head.bias)
             self.heads.append(head)
         self.routes: list[list[int]] = [[0] * self.n_tasks for _ in self.levels]
 

@@ -24,9 +24,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-from opacus import PrivacyEngine
-from opacus.accountants import RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -43,6 +40,8 @@ def private_noise_multiplier(
     target_epsilon: float, delta: float, n_rows: int, batch_size: int, epochs: int
 ) -> float:
     """Opacus's noise multiplier reaching ``target_epsilon`` for one model's training."""
+    from opacus.accountants.utils import get_noise_multiplier  # Opacus imports in seconds
+
     steps_per_epoch = -(-n_rows // batch_size)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
@@ -59,6 +58,8 @@ def composed_epsilon(
     noise_multiplier: float, n_rows: int, batch_size: int, epochs: int, runs: int, delta: float
 ) -> float:
     """Epsilon of ``runs`` DP-SGD trainings on the same rows, composed (Opacus RDP)."""
+    from opacus.accountants import RDPAccountant
+
     steps_per_epoch = -(-n_rows // batch_size)
     acc = RDPAccountant()
     acc.history = [(noise_multiplier, 1.0 / steps_per_epoch, epochs * steps_per_epoch)] * runs
@@ -83,6 +84,8 @@ def fit_private(
     Poisson sampling with expected batch ``batch_size``; AdamW on the noised gradients (any
     optimiser is post-processing). Same seed, same batches and noise.
     """
+    from opacus import PrivacyEngine
+
     loader = DataLoader(
         TensorDataset(data.x, data.y), batch_size=settings.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(derived_seed(seed, 1)),

@@ -5,7 +5,8 @@ state of task t is the flattened weights of the student's head t; ``Q(s, t) in R
 two actions (0: learn from the accuracy loss, 1: from the fairness loss). A shared body feeds one
 output head per task. At the end of each student epoch the teacher regresses
 ``Q(s, t)[a]`` onto ``R(a) + gamma max Q(s_a, t)`` for *both* actions, since the student's
-look-ahead evaluates both (fitted Q-iteration, MSE, AdamW). Actions are epsilon-greedy with a
+look-ahead evaluates both (fitted Q-iteration, MSE, AdamW), on mini-batches drawn from a replay
+memory of recent transitions (all epochs so far, bounded). Actions are epsilon-greedy with a
 decaying epsilon (the published code acted greedily, without exploration).
 """
 
@@ -40,6 +41,11 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.task)
+
+    def keep_last(self, n: int) -> None:
+        """Forget all but the ``n`` most recent transitions (a bounded replay memory)."""
+        for name in ("task", "state", "next_accuracy", "next_fairness", "reward"):
+            setattr(self, name, getattr(self, name)[-n:])
 
 
 class Teacher(nn.Module):
@@ -78,12 +84,15 @@ class Teacher(nn.Module):
         *,
         gamma: float,
         lr: float,
-        epochs: int,
+        updates: int,
         batch_size: int,
         generator: torch.Generator,
     ) -> float:
-        """Fitted-Q regression on one epoch's transitions; returns the last pass's mean loss."""
-        if len(transitions) == 0:
+        """Fitted-Q regression: ``updates`` AdamW steps on mini-batches drawn from the replay
+        memory ``transitions`` (targets from the teacher as it is before the fit); returns the
+        mean loss of the last ``updates // 4`` steps."""
+        n = len(transitions)
+        if n == 0 or updates == 0:
             return 0.0
         task = torch.tensor(transitions.task)
         s = torch.stack(transitions.state)
@@ -95,15 +104,13 @@ class Teacher(nn.Module):
             ], 1)  # fmt: skip
         target = reward + gamma * nxt
         opt = torch.optim.AdamW(self.parameters(), lr=lr)
-        last = 0.0
-        for _ in range(epochs):
-            total, n = 0.0, 0
-            for idx in torch.randperm(len(task), generator=generator).split(batch_size):
-                loss = nn.functional.mse_loss(self(s[idx], task[idx]), target[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                n += len(idx)
-            last = total / n
-        return last
+        tail = []
+        for k in range(updates):
+            idx = torch.randint(0, n, (min(batch_size, n),), generator=generator)
+            loss = nn.functional.mse_loss(self(s[idx], task[idx]), target[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if k >= updates - max(updates // 4, 1):
+                tail.append(float(loss.detach()))
+        return float(sum(tail) / len(tail))
