@@ -108,6 +108,10 @@ def test_user_csv_with_two_labels(csv, tmp_path):
             ["--labels", "a,b", "--protected", "sex", "--positive", "a=yes", "--max-rows", "5"],
             "--max-rows must be at least 20",
         ),
+        (
+            ["--labels", "a,b", "--protected", "sex", "--positive", "a=yes", "--fairness-on", "g"],
+            "loss_attributes ['g'] are not protected attributes of the data (sex)",
+        ),
     ],
 )
 def test_bad_input_is_a_message_and_exit_2(csv, tmp_path, args, message):

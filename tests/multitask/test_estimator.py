@@ -78,11 +78,14 @@ def test_private_training_reports_opacus_epsilon(data):
         np.asarray(again.predict_proba(X)), np.asarray(mtl.predict_proba(X))
     )
     assert again.epsilon_ == pytest.approx(mtl.epsilon_)
-    # STL: three private models on the same rows; their privacy losses compose.
+    # STL: three private models on the same rows; their privacy losses compose (Opacus's RDP
+    # accountant over the three runs), and target_epsilon is the budget of all three.
     stl = MultiTaskFairClassifier(method="stl", noise_multiplier=sigma, **kw).fit(X, Y)
     acc = RDPAccountant()
     acc.history = [(sigma, 1 / 4, 2 * 4)] * 3  # 800 rows, batch 256: 4 steps an epoch
     assert stl.epsilon_ == pytest.approx(acc.get_epsilon(delta=1e-5)) and stl.epsilon_ > 3.0
+    budget = MultiTaskFairClassifier(method="stl", target_epsilon=2.0, **kw).fit(X, Y)
+    assert 1.8 <= budget.epsilon_ <= 2.0 + 1e-6 and budget.noise_multiplier_ > sigma
 
 
 @pytest.mark.parametrize(

@@ -111,10 +111,14 @@ def register(app: typer.Typer) -> None:
         fairness_views: Annotated[
             str, typer.Option(help="attributes, intersection or all.")
         ] = "attributes",
-        hidden: Annotated[str, typer.Option(help="Trunk widths, e.g. 64,32.")] = "64,32",
-        epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+        fairness_on: Annotated[
+            str | None,
+            typer.Option(help="Protected attributes the fairness loss covers (default: all)."),
+        ] = None,
+        hidden: Annotated[str, typer.Option(help="Trunk widths, e.g. 64,32,16.")] = "64,32,16",
+        epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
         batch_size: Annotated[int, typer.Option(help="Batch size.")] = 256,
-        lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+        lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 3e-3,
         target_epsilon: Annotated[
             float | None,
             typer.Option(help="Train privately (DP-SGD; stl/mtl with --fairness none only)."),
@@ -168,7 +172,8 @@ def register(app: typer.Typer) -> None:
 
                 result = evaluate_multitask(
                     ds, methods=methods, seed=seed, params=params, max_rows=max_rows,
-                    n_bootstrap=bootstrap, progress=progress,
+                    n_bootstrap=bootstrap, loss_attributes=_split(fairness_on) or None,
+                    progress=progress,
                 )  # fmt: skip
         except FairleakError as exc:
             _fail(exc)
@@ -186,7 +191,8 @@ def register(app: typer.Typer) -> None:
             t.add_row(row["method"], row["task"],
                       *("–" if v is None else f"{v:+.3f}" if i >= 4 else f"{v:.3f}"
                         for i, v in enumerate(vals)))  # fmt: skip
-        (console if console.is_terminal else Console(width=140)).print(t)
-        console.print("KG = accuracy minus STL's (negative transfer < 0); DG = EO sum minus STL's "
-                      "(bias transfer > 0).", highlight=False)  # fmt: skip
-        console.print(f"results: {path}", highlight=False)
+        wide = console if console.is_terminal else Console(width=140)
+        wide.print(t)
+        wide.print("KG = accuracy minus STL's (negative transfer < 0); DG = EO sum minus STL's "
+                   "(bias transfer > 0).", highlight=False)  # fmt: skip
+        wide.print(f"results: {path}", highlight=False)

@@ -110,7 +110,8 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
             ``validation_data``.
         target_epsilon / noise_multiplier, delta, max_grad_norm: DP-SGD through Opacus (give
             one of the first two); only ``"stl"`` and ``"mtl"`` without a fairness loss (see
-            ``fairleak.multitask.private`` for why the others cannot be private).
+            ``fairleak.multitask.private`` for why the others cannot be private). For STL the
+            budget covers all T models together.
         random_state: seeds initialisation, batch order, exploration and DP noise.
 
     Attributes:
@@ -128,15 +129,15 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         method: str = "mtl",
-        hidden_layer_sizes: tuple[int, ...] = (64, 32),
+        hidden_layer_sizes: tuple[int, ...] = (64, 32, 16),
         activation: str = "relu",
         fairness: str | None = "robust_log",
         fairness_weight: float = 1.0,
         fairness_views: str = "attributes",
         fairness_reduce: str = "sum",
-        epochs: int = 10,
+        epochs: int = 20,
         batch_size: int = 256,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
         branch_every: int = 2,
         affinity_threshold: float = 0.7,
@@ -329,7 +330,7 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
                 if self.noise_multiplier is not None
                 else private_noise_multiplier(
                     self.target_epsilon, self.delta, len(data), settings.batch_size,
-                    settings.epochs,
+                    settings.epochs, runs=T if self.method == "stl" else 1,
                 )
             )  # fmt: skip
             self.noise_multiplier_ = sigma

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from fairleak.attacks import attack_metrics, loss_score
 from fairleak.data import TabularPreprocessor, make_audit_split
@@ -120,7 +121,7 @@ class MultiTaskResult:
                 row: dict[str, Any] = {
                     "method": m, "task": task, "accuracy": r["accuracy"],
                     "accuracy_ci_low": r["accuracy_ci"][0], "accuracy_ci_high": r["accuracy_ci"][1],
-                    "train_accuracy": r["train_accuracy"],
+                    "train_accuracy": r["train_accuracy"], "roc_auc": r["roc_auc"],
                     "leakage_auc": r["leakage"]["auc"],
                     "leakage_tpr_at_1%_fpr": r["leakage"]["tpr_at_1%_fpr"],
                     "leakage_advantage": r["leakage"]["advantage"],
@@ -214,6 +215,7 @@ def evaluate_multitask(
     max_rows: int | None = None,
     n_bootstrap: int = 200,
     min_group_size: int = 30,
+    loss_attributes: Sequence[str] | None = None,
     progress: StageProgress | None = None,
 ) -> MultiTaskResult:
     """Train each method on the same members and measure accuracy, fairness, transfer, leakage.
@@ -229,6 +231,8 @@ def evaluate_multitask(
         max_rows: subsample the dataset to this many rows first (seeded).
         n_bootstrap: bootstrap resamples for the fairness gaps and attack CIs.
         min_group_size: groups smaller than this (among test rows) are left out of the gaps.
+        loss_attributes: protected attributes the training fairness loss covers (default: all
+            of the dataset's); every attribute and intersection is reported either way.
         progress: ``progress(stage, done, total)``.
     """
     params = dict(params or {})
@@ -244,6 +248,13 @@ def evaluate_multitask(
             f"from {', '.join(METHODS)}."
         )
     run = ["stl", *[m for m in METHODS if m in methods and m != "stl"]]
+    loss_attrs = list(loss_attributes) if loss_attributes else dataset.protected
+    unknown_attrs = [a for a in loss_attrs if a not in dataset.protected]
+    if unknown_attrs:
+        raise ParameterError(
+            f"loss_attributes {unknown_attrs} are not protected attributes of the data "
+            f"({', '.join(dataset.protected)})."
+        )
     for m in [*run[1:], "stl"]:  # every setting checked before anything trains
         MultiTaskFairClassifier(method=m, **params)._settings()
     notes = list(dataset.notes)
@@ -257,6 +268,7 @@ def evaluate_multitask(
     mem, non, pop = split.members, split.nonmembers, split.population
     X = TabularPreprocessor().fit(ds.features.iloc[mem]).transform(ds.features)
     sens = ds.sensitive
+    sens_loss = sens[loss_attrs]
     audit, is_member = split.audit, split.is_member
     results: dict[str, dict[str, Any]] = {}
     for m in run:
@@ -268,10 +280,10 @@ def evaluate_multitask(
                     "L2T-FMT needs validation rows: use audit_fraction < 1 so that the split "
                     "leaves a population pool."
                 )
-            validation = (X[pop], ds.Y[pop], sens.iloc[pop])
+            validation = (X[pop], ds.Y[pop], sens_loss.iloc[pop])
         step = None if progress is None else (lambda d, t, m=m: progress(m, d, t))
         t0 = time.perf_counter()
-        est.fit(X[mem], ds.Y[mem], sensitive_features=sens.iloc[mem], validation_data=validation,
+        est.fit(X[mem], ds.Y[mem], sensitive_features=sens_loss.iloc[mem], validation_data=validation,
                 progress=step)  # fmt: skip
         seconds = time.perf_counter() - t0
         proba = np.asarray(est.predict_proba(X[audit])).reshape(ds.n_tasks, len(audit), 2)
@@ -295,6 +307,11 @@ def evaluate_multitask(
                 "accuracy": correct / len(y_test),
                 "accuracy_ci": list(wilson_interval(correct, len(y_test))),
                 "train_accuracy": float((y_audit[:n_mem] == pred[:n_mem]).mean()),
+                "roc_auc": (
+                    float(roc_auc_score(y_test, proba[t, n_mem:, 1]))
+                    if 0 < y_test.sum() < len(y_test)
+                    else None
+                ),
                 "base_rate_test": float(y_test.mean()),
                 "positive_rate_test": float(pred_test.mean()),
                 "fairness": rep.to_dict(),
@@ -322,7 +339,8 @@ def evaluate_multitask(
                "audit_fraction": audit_fraction, "member_fraction": member_fraction},
         settings={**MultiTaskFairClassifier(**params).get_params(), "method": None,
                   "random_state": seed, "n_bootstrap": n_bootstrap,
-                  "min_group_size": min_group_size, "max_rows": max_rows},
+                  "min_group_size": min_group_size, "max_rows": max_rows,
+                  "loss_attributes": loss_attrs},
         methods=results,
         transfer=_transfer(results, ds.tasks),
         notes=notes,
