@@ -30,6 +30,7 @@ from fairleak.multitask.private import (
     private_noise_multiplier,
 )
 from fairleak.multitask.training import (
+    Progress,
     TaskData,
     TrainSettings,
     derived_seed,
@@ -299,7 +300,7 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
         *,
         sensitive_features: Any = None,
         validation_data: tuple[Any, Any, Any] | None = None,
-        progress: Any = None,
+        progress: Progress | None = None,
     ) -> MultiTaskFairClassifier:
         """Fit on features ``X`` [N, D] and binary labels ``Y`` [N, T] (or [N] for one task).
 
@@ -312,7 +313,15 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
         with one_thread():
             return self._fit(settings, X, Y, sensitive_features, validation_data, progress)
 
-    def _fit(self, settings, X, Y, sensitive_features, validation_data, progress):
+    def _fit(
+        self,
+        settings: TrainSettings,
+        X: Any,
+        Y: Any,
+        sensitive_features: Any,
+        validation_data: tuple[Any, Any, Any] | None,
+        progress: Progress | None,
+    ) -> MultiTaskFairClassifier:
         X, Y = validate_data(self, X, Y, dtype=np.float32, multi_output=True)
         Y01 = self._targets(np.asarray(Y))
         self.n_tasks_ = Y01.shape[1]
@@ -463,7 +472,7 @@ class MultiTaskFairClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _offset_progress(progress, k: int, n: int):
+def _offset_progress(progress: Progress | None, k: int, n: int) -> Progress | None:
     """Progress of the k-th of n equal sub-runs, reported on one overall scale."""
     if progress is None:
         return None
