@@ -242,6 +242,7 @@ def _register(name: str) -> None:
 
 # Subcommands in their own modules, one line each:
 _register("fhe")
+_register("multitask")
 
 
 def main() -> None:
