@@ -1,5 +1,7 @@
 """The ensemble trainer: K at once equals one by one, determinism, DP checked against Opacus."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -177,14 +179,14 @@ def test_dp_sgd_s_with_one_group_is_dp_sgd(data):
     masks = _masks(len(y), 2)
     cfg = TrainConfig(hidden=(8,), epochs=2)
     one_group = np.zeros(len(y), dtype=np.int64)
-    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0))
+    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible"))
     s = train_ensemble(
         X, y, masks, config=cfg, seed=5, groups=one_group,
-        dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=1.0),
+        dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=1.0, noise="reproducible"),
     )  # fmt: skip
     for a, b in zip(plain.weights, s.weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    # The norm release is a second mechanism: DP-SGD-S reports a larger, honest epsilon.
+    # The norm release (and the one-off group counts) cost more: DP-SGD-S reports a larger epsilon.
     assert s.epsilon[0] > plain.epsilon[0]
 
 
@@ -194,12 +196,13 @@ def test_dp_sgd_s_with_tau_one_is_dp_sgd_and_larger_tau_differs(data):
     X, y, groups = data
     masks = _masks(len(y), 2)
     cfg = TrainConfig(hidden=(8,), epochs=2)
-    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0))
+    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible"))
 
     def dpsgd_s(tau):
         return train_ensemble(
             X, y, masks, config=cfg, seed=5, groups=groups,
-            dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=tau, norm_noise_multiplier=2.0),
+            dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=tau, norm_noise_multiplier=2.0,
+                        noise="reproducible"),
         )  # fmt: skip
 
     for a, b in zip(plain.weights, dpsgd_s(1.0).weights, strict=True):
@@ -340,7 +343,7 @@ def test_dp_noise_depends_on_the_seed_not_on_threads(data):
     X, y, _ = data
     masks = _masks(len(y), 30)  # 30 models x 2,306 parameters: enough to use the threads
     cfg = TrainConfig(hidden=(256,), epochs=1, batch_size=100)
-    dp = DPConfig(noise_multiplier=1.0)
+    dp = DPConfig(noise_multiplier=1.0, noise="reproducible")
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(max(2, threads))
@@ -362,3 +365,117 @@ def test_dp_noise_depends_on_the_seed_not_on_threads(data):
         s.fill()
     assert torch.equal(bufs[0], bufs[1])
     assert abs(bufs[0].mean().item()) < 0.01 and abs(bufs[0].std().item() - 1) < 0.01
+
+
+def test_joint_accounting_of_releases_from_one_batch_matches_opacus():
+    """Every release computed from one Poisson batch is one subsampled Gaussian with
+    sigma_eff = (sum sigma_i^-2)^(-1/2); recomputed here independently with Opacus's accountants
+    (and the issue's example: sigma = sigma_n = 1, q = 256/22611, T = 890 is 4.81 by PRV, not
+    the 3.10 of separately sampled mechanisms)."""
+    from fairleak.train.dp import compute_epsilon, joint_noise_multiplier
+
+    q, T, d = 256 / 22611, 890, 1e-5
+    prv = PRVAccountant()
+    prv.history = [((1.0**-2 + 1.0**-2) ** -0.5, q, T)]
+    joint = prv.get_epsilon(delta=d)
+    assert joint == pytest.approx(4.81, abs=0.01)
+    assert compute_epsilon([((1.0**-2 + 1.0**-2) ** -0.5, q, T)], d, "rdp") == pytest.approx(5.61, abs=0.01)
+    separate = compute_epsilon([(1.0, q, T), (1.0, q, T)], d, "rdp")  # what was reported before
+    assert separate == pytest.approx(3.10, abs=0.01) and joint > separate + 1.5
+    assert joint_noise_multiplier([1.0, 1.0]) == pytest.approx(2**-0.5)
+    assert joint_noise_multiplier([2.0, 10.0, 10.0]) == pytest.approx((0.25 + 0.02) ** -0.5)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_dp_sgd_s_and_fairness_sign_epsilon_is_the_joint_mechanism(data, accountant):
+    X, y, groups = data
+    masks = _masks(len(y), 1)
+    dp = DPConfig(noise_multiplier=1.0, group_clipping=True, norm_noise_multiplier=2.0,
+                  fairness_noise_multiplier=3.0, count_noise_multiplier=20.0, accountant=accountant)  # fmt: skip
+    ens = train_ensemble(X, y, masks, config=TrainConfig(hidden=(8,), epochs=2, batch_size=60), groups=groups,
+                         fairness=FairnessConfig(weight=0.5), dp=dp)  # fmt: skip
+    n = masks[0].sum()
+    q, steps = 60 / n, 2 * int(np.ceil(n / 60))
+    acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()
+    acc.history = [((1.0**-2 + 2.0**-2 + 3.0**-2) ** -0.5, q, steps), (20.0, 1.0, 1)]
+    with warnings.catch_warnings():  # Opacus's PRV at sample rate 1 evaluates log(0) harmlessly
+        warnings.simplefilter("ignore")
+        expected = acc.get_epsilon(delta=1e-5)
+    assert ens.epsilon[0] == pytest.approx(expected, rel=1e-6)
+    per_step = {r["name"]: r["noise_multiplier"] for r in ens.privacy["per_step"]}
+    assert per_step == {"clipped gradient sum": 1.0, "per-group clipped norm sums": 2.0,
+                        "fairness gap signs": 3.0}  # fmt: skip
+
+
+def test_target_epsilon_is_met_jointly(data):
+    X, y, groups = data
+    dp = DPConfig(target_epsilon=3.0, group_clipping=True, norm_noise_multiplier=5.0)
+    ens = train_ensemble(X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp)
+    assert 2.85 <= ens.epsilon[0] <= 3.0 + 1e-6
+    with pytest.raises(ParameterError, match="the other releases of each step"):
+        train_ensemble(X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups,
+                       dp=DPConfig(target_epsilon=0.5, group_clipping=True, norm_noise_multiplier=0.5))  # fmt: skip
+
+
+def test_released_models_noise_is_not_replayable_and_simulation_is(data):
+    """The default draws Poisson sampling and noise from OS entropy: the same random_state gives
+    different models (initialisation is the same); the reproducible mode gives identical ones,
+    and each model says which it is."""
+    from fairleak.train import FairleakClassifier
+
+    X, y, _ = data
+    kw = dict(hidden_layer_sizes=(8,), epochs=2, noise_multiplier=1.0, random_state=4)
+    a, b = (FairleakClassifier(**kw).fit(X, y) for _ in range(2))
+    assert not np.allclose(a.predict_proba(X), b.predict_proba(X))
+    assert "secure" in a.ensemble_.privacy["noise"]
+    c, d = (FairleakClassifier(**kw, noise="reproducible").fit(X, y) for _ in range(2))
+    np.testing.assert_array_equal(c.predict_proba(X), d.predict_proba(X))
+    assert "not a DP release" in c.ensemble_.privacy["noise"]
+    # without DP, random_state alone fixes everything
+    e, f = (FairleakClassifier(hidden_layer_sizes=(8,), epochs=2, random_state=4).fit(X, y) for _ in range(2))
+    np.testing.assert_array_equal(e.predict_proba(X), f.predict_proba(X))
+
+
+def test_dp_sgd_s_bounds_adapt_with_a_separate_norm_bound_and_pool_small_groups():
+    """The clipping rule on constructed norms: group 1's gradients are 4x group 0's. With C_est
+    above C0 the bounds adapt (C_1 < C0 < C_0, within [C0/tau, C0 tau]); with C_est = C0 every
+    norm is clipped to C0 and nothing adapts (the collapse ALGORITHMS.md warns about); a group
+    expected below min_group_batch a batch shares the pooled estimate; the authors' one-sided
+    rule has no lower bound."""
+    from fairleak.train.mechanisms import BatchView, GroupAdaptiveClipping
+
+    codes = torch.tensor([0] * 50 + [1] * 50 + [2] * 2)
+    sq = torch.cat([torch.full((50,), 1.0), torch.full((50,), 16.0), torch.full((2,), 9.0)])[None]
+    exp_group = torch.tensor([[50.0, 50.0, 2.0]])
+    batch = BatchView(slice(0, 1), torch.arange(102)[None], torch.ones(1, 102))
+
+    def bounds(tau=2.0, **kw):
+        dp = DPConfig(noise_multiplier=1.0, group_clipping=True, max_grad_norm=1.0, tau=tau,
+                      norm_noise_multiplier=1e-9, min_group_batch=5.0, **kw)  # fmt: skip
+        rule = GroupAdaptiveClipping(dp, codes, 3, exp_group, torch.Generator().manual_seed(0))
+        rule.begin_step()
+        rule.factors(sq, batch)
+        return rule.trace[-1][0]
+
+    C = bounds()  # C_est = 2 tau C0 = 4
+    r0, r1 = 1.0, 4.0
+    r = (50 * 1.0 + 50 * 4.0 + 2 * 3.0) / 102
+    assert C[0] == pytest.approx(min(2.0, r / r0), rel=1e-5) and C[0] > 1.0
+    assert C[1] == pytest.approx(r / r1, rel=1e-5) and 0.5 <= C[1] < 1.0
+    assert C[2] == pytest.approx(min(2.0, r / 3.0), rel=1e-5)  # the pool of small groups (one here)
+    flat = bounds(norm_clip=1.0)  # C_est = C0: every norm clipped to 1, no adaptation
+    torch.testing.assert_close(flat, torch.ones(3))
+    upper = bounds(tau=10.0, tau_mode="upper")
+    assert upper[1] == pytest.approx(r / r1, rel=1e-5)
+    strict = bounds(tau=1.5)  # C_est = 3: group 1's norms 4 are estimated as 3
+    r_s = (50 * 1.0 + 50 * 3.0 + 2 * 3.0) / 102
+    assert strict[0] == pytest.approx(1.5) and strict[1] == pytest.approx(max(1 / 1.5, r_s / 3.0), rel=1e-5)
+
+
+def test_dp_sgd_s_records_its_bounds_during_training(data):
+    X, y, groups = data
+    dp = DPConfig(noise_multiplier=1.0, group_clipping=True, tau=2.0, noise="reproducible")
+    ens = train_ensemble(X, y, _masks(len(y), 2), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp)
+    tr = ens.clip_trace
+    assert tr.shape[1:] == (2, 2) and len(tr) == 2 * int(np.ceil(_masks(len(y), 2)[0].sum() / 256))
+    assert (tr >= 0.5 - 1e-6).all() and (tr <= 2.0 + 1e-6).all()

@@ -180,9 +180,12 @@ class FairleakRecipe(Recipe):
             np.stack([inputs.codes(c)[rows] for c in penalised], 1) if penalised else None
         )
         clip_groups = None if clip is None else inputs.codes(clip)[rows]
+        # The audit measures mechanisms rather than releasing models: its DP models draw their
+        # noise from the seeds (the same seed gives the same audit; recorded in their metadata).
+        dp = self.dp if self.dp is None else self.dp.model_copy(update={"noise": "reproducible"})
         ens = train_ensemble(
             self.features(inputs)[rows], inputs.y[rows], masks, config=self.train, seeds=seeds,
-            groups=groups, fairness=self.fairness, dp=self.dp, clip_groups=clip_groups,
+            groups=groups, fairness=self.fairness, dp=dp, clip_groups=clip_groups,
             progress=progress,
         )  # fmt: skip
         return _EnsembleFitted(ens, self)

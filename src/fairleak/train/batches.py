@@ -18,17 +18,25 @@ __all__ = ["BatchSampler"]
 class BatchSampler:
     """Batches of K models, each over its own rows (``rows[k]``: row ids into the data)."""
 
-    def __init__(self, rows: Sequence[np.ndarray], seeds: Sequence[int], batch_size: int) -> None:
+    def __init__(
+        self,
+        rows: Sequence[np.ndarray],
+        seeds: Sequence[int],
+        batch_size: int,
+        sampling_seeds: Sequence[int] | None = None,
+    ) -> None:
+        """``seeds``: per model, for the epochs' batch order; ``sampling_seeds``: per model, for
+        Poisson sampling (DP), default the same streams as ``seeds``. A DP release draws them
+        from OS entropy (see ``DPConfig.noise``)."""
         self.rows = [np.asarray(r) for r in rows]
         self.rows_t = [torch.from_numpy(r) for r in self.rows]
         self.n_rows = np.array([len(r) for r in self.rows])
         self.K = len(self.rows)
         self.batch_size = batch_size
-        self.rngs = [np.random.default_rng(s) for s in seeds]
+        own = [np.random.default_rng(s) for s in seeds]
         # batch-order generators, one per model, seeded from that model's own stream
-        self.perm_gens = [
-            torch.Generator().manual_seed(int(rng.integers(2**62))) for rng in self.rngs
-        ]
+        self.perm_gens = [torch.Generator().manual_seed(int(rng.integers(2**62))) for rng in own]
+        self.rngs = own if sampling_seeds is None else [np.random.default_rng(s) for s in sampling_seeds]
 
     @property
     def steps_per_epoch(self) -> np.ndarray:

@@ -91,14 +91,27 @@ class DPConfig(Params):
 
     Give either ``target_epsilon`` (the noise multiplier is calibrated with Opacus's accountant)
     or ``noise_multiplier``. ``group_clipping=True`` enables DP-SGD-S (Yang et al. 2025) in the
-    sound form of ALGORITHMS.md section 5: per-group clipped norm sums of the groups of
-    ``group_attribute`` are released with multiplier ``norm_noise_multiplier`` each step, and group
-    k is clipped at ``max_grad_norm * clip(r / r_k, 1 / tau, tau)``: ``tau`` bounds how far a
-    group's bound moves from ``max_grad_norm``, both ways, so ``tau = 1`` is DP-SGD exactly (the
-    authors' code bounds it from above only, ``min(tau, r / r_k)``, which lets a small group with
-    large gradients be clipped towards zero). With a fairness penalty, the sign of each linearised
-    gap is re-estimated every step from per-group sums of predictions released with multiplier
-    ``fairness_noise_multiplier``. Every release is accounted (see ``fairleak.train.dp``).
+    sound form of ALGORITHMS.md section 5: per-group sums of per-sample gradient norms, each clipped
+    at ``norm_clip`` (C_est, default ``2 * tau * max_grad_norm``), of the groups of
+    ``group_attribute`` are released with multiplier ``norm_noise_multiplier`` each step, smoothed
+    across steps (``norm_smoothing``, an exponential moving average: post-processing), groups
+    expected to have fewer than ``min_group_batch`` records in a batch are pooled, and group k is
+    clipped at ``max_grad_norm * clip(r / r_k, 1 / tau, tau)``: ``tau`` bounds how far a group's
+    bound moves from ``max_grad_norm``, both ways, so ``tau = 1`` is DP-SGD exactly
+    (``tau_mode="upper"`` is the authors' ``min(tau, r / r_k)``, which lets a small group with
+    large gradients be clipped towards zero; kept for the ablation). With a fairness penalty, the
+    sign of each linearised gap is re-estimated every step from per-group sums of predictions
+    released with multiplier ``fairness_noise_multiplier``.
+
+    Accounting: every release computed from one Poisson batch (the gradient sum, DP-SGD-S's norm
+    sums, the fairness signs) is one subsampled Gaussian mechanism with the joint multiplier
+    ``(sum_i sigma_i^-2)^(-1/2)``; the group counts DP-SGD-S and the penalty need are released
+    once with multiplier ``count_noise_multiplier`` and composed with it (Opacus's accountant).
+
+    ``noise="secure"`` (the default) draws Poisson sampling and every noise from fresh OS
+    entropy at each fit, never stored, so a released model's noise cannot be replayed from its
+    seed; ``noise="reproducible"`` draws them from the seeds, for simulations and audits, where
+    fairleak measures a mechanism instead of releasing a model: such a model is not a DP release.
     """
 
     target_epsilon: float | None = Field(None, gt=0)
@@ -113,11 +126,26 @@ class DPConfig(Params):
     group_attribute: str | None = Field(
         None, description="DP-SGD-S groups: a protected attribute; None: the first"
     )
+    norm_clip: float | None = Field(
+        None, gt=0, description="DP-SGD-S: C_est, the bound of each norm in the norm release; None: 2 tau C"
+    )
+    norm_smoothing: float = Field(0.9, ge=0, lt=1, description="DP-SGD-S: moving-average weight of past norm estimates")
+    min_group_batch: float = Field(5.0, ge=0, description="DP-SGD-S: pool groups expected below this many records a batch")
+    tau_mode: Literal["two_sided", "upper"] = Field("two_sided", description="DP-SGD-S: bound C_k both ways, or from above only")
+    count_noise_multiplier: float = Field(20.0, gt=0, description="one-off release of group counts")
+    noise: Literal["secure", "reproducible"] = Field(
+        "secure", description="secure: OS entropy, never stored; reproducible: from the seeds (not a DP release)"
+    )
 
     _finite = field_validator(
         "target_epsilon", "noise_multiplier", "max_grad_norm", "tau",
-        "norm_noise_multiplier", "fairness_noise_multiplier",
+        "norm_noise_multiplier", "fairness_noise_multiplier", "norm_clip", "count_noise_multiplier",
     )(finite)  # fmt: skip
+
+    @property
+    def estimate_clip(self) -> float:
+        """C_est of DP-SGD-S's norm release."""
+        return float(self.norm_clip if self.norm_clip is not None else 2 * self.tau * self.max_grad_norm)
 
     @model_validator(mode="after")
     def _one_of(self) -> DPConfig:

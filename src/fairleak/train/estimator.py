@@ -46,6 +46,12 @@ PARAMETER_MAP: dict[str, tuple[str, str]] = {
     "norm_noise_multiplier": ("dp", "norm_noise_multiplier"),
     "fairness_noise_multiplier": ("dp", "fairness_noise_multiplier"),
     "group_attribute": ("dp", "group_attribute"),
+    "norm_clip": ("dp", "norm_clip"),
+    "norm_smoothing": ("dp", "norm_smoothing"),
+    "min_group_batch": ("dp", "min_group_batch"),
+    "tau_mode": ("dp", "tau_mode"),
+    "count_noise_multiplier": ("dp", "count_noise_multiplier"),
+    "noise": ("dp", "noise"),
 }
 
 
@@ -100,6 +106,12 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         norm_noise_multiplier: float = 10.0,
         fairness_noise_multiplier: float = 10.0,
         group_attribute: str | None = None,
+        norm_clip: float | None = None,
+        norm_smoothing: float = 0.9,
+        min_group_batch: float = 5.0,
+        tau_mode: str = "two_sided",
+        count_noise_multiplier: float = 20.0,
+        noise: str = "secure",
         optimizer: str = "adam",
         epochs: int = 10,
         batch_size: int = 256,
@@ -124,6 +136,12 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         self.norm_noise_multiplier = norm_noise_multiplier
         self.fairness_noise_multiplier = fairness_noise_multiplier
         self.group_attribute = group_attribute
+        self.norm_clip = norm_clip
+        self.norm_smoothing = norm_smoothing
+        self.min_group_batch = min_group_batch
+        self.tau_mode = tau_mode
+        self.count_noise_multiplier = count_noise_multiplier
+        self.noise = noise
         self.optimizer = optimizer
         self.epochs = epochs
         self.batch_size = batch_size

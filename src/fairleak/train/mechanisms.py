@@ -26,8 +26,10 @@ __all__ = [
     "BatchView",
     "FlatClipping",
     "GroupAdaptiveClipping",
+    "GroupCounts",
     "PrivateFairnessSign",
     "Release",
+    "release_group_counts",
 ]
 
 
@@ -38,6 +40,37 @@ class Release:
 
     name: str
     noise_multiplier: float
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Per model, the (noisy) number of training rows and of positive labels in each group of
+    one protected attribute: ``counts`` / ``positives`` [K, G]."""
+
+    counts: np.ndarray
+    positives: np.ndarray
+
+
+def release_group_counts(
+    codes: list[np.ndarray], y: np.ndarray, rows: list[np.ndarray], multiplier: float,
+    gen: np.random.Generator,
+) -> list[GroupCounts]:  # fmt: skip
+    """Release, once per model, the row and positive-label counts of every group of each
+    attribute in ``codes``, with Gaussian noise: a record changes one count and at most one
+    positive count per attribute, so the L2 sensitivity is sqrt(2 A) and the noise standard
+    deviation ``multiplier * sqrt(2 A)``. One Gaussian mechanism (no subsampling, one step),
+    composed with training by the accountant. Counts are floored at 1, positives clipped to
+    [0, count] (post-processing)."""
+    sd = multiplier * math.sqrt(2 * len(codes))
+    out = []
+    for c in codes:
+        G = int(c.max()) + 1
+        cnt = np.stack([np.bincount(c[r], minlength=G) for r in rows]).astype(np.float64)
+        pos = np.stack([np.bincount(c[r], weights=y[r], minlength=G) for r in rows])
+        cnt = np.maximum(cnt + gen.normal(0.0, sd, cnt.shape), 1.0)
+        pos = np.clip(pos + gen.normal(0.0, sd, pos.shape), 0.0, cnt)
+        out.append(GroupCounts(cnt, pos))
+    return out
 
 
 @dataclass(frozen=True)
@@ -72,10 +105,16 @@ class FlatClipping:
 class GroupAdaptiveClipping(FlatClipping):
     """DP-SGD-S (Yang et al. 2025), in the sound form of ALGORITHMS.md section 5.
 
-    Each step releases the per-group sums of per-sample gradient norms clipped at C0 (groups are
-    disjoint: one Gaussian mechanism of sensitivity C0 and multiplier ``norm_noise_multiplier``),
-    estimates each group's mean norm r_k and the batch's r from them (post-processing), and clips
-    group k at ``C0 * clip(r / r_k, 1 / tau, tau)``.
+    Each step releases the per-group sums of per-sample gradient norms clipped at C_est (groups
+    are disjoint: one Gaussian release of sensitivity C_est, multiplier ``norm_noise_multiplier``,
+    from the same batch as the gradient: accounted jointly with it). From them (post-processing)
+    the clipping rule estimates each group's mean norm r_k (smoothed across steps by an
+    exponential moving average) and the batch's r, pools groups expected to have fewer than
+    ``min_group_batch`` records a batch, and clips group k at ``C0 * clip(r / r_k, 1 / tau, tau)``
+    (or the authors' ``C0 * min(tau, r / r_k)`` with ``tau_mode="upper"``). C_est above C0 keeps
+    the estimate informative when most norms exceed C0 (clipped at C0, every r_k would be about
+    C0 and the method would collapse to DP-SGD with up to ``tau`` times its noise).
+    ``trace`` keeps each step's bounds [K, G] (for studies).
     """
 
     def __init__(
@@ -84,33 +123,50 @@ class GroupAdaptiveClipping(FlatClipping):
         codes: torch.Tensor,
         n_groups: int,
         expected_group: torch.Tensor,
-        expected_batch: torch.Tensor,
         generator: torch.Generator,
     ) -> None:
-        super().__init__(dp.max_grad_norm, len(expected_batch))
-        self.tau = float(dp.tau)
+        super().__init__(dp.max_grad_norm, expected_group.shape[0])
+        self.tau, self.mode = float(dp.tau), dp.tau_mode
+        self.C_est = dp.estimate_clip
         self.sigma_n = float(dp.norm_noise_multiplier)
+        self.beta = float(dp.norm_smoothing)
         self.releases = (Release("per-group clipped norm sums", self.sigma_n),)
         self.codes, self.G = codes, n_groups
-        self.expected_group = expected_group  # [K, G]: expected group counts in a batch
-        self.expected_batch = expected_batch  # [K]
+        # groups expected below min_group_batch records a batch share one pooled estimate
+        small = expected_group < dp.min_group_batch  # [K, G]
+        self.pool = small.float()
+        self.expected_group = expected_group.clamp(min=1e-9)  # [K, G]
         self.gen = generator
+        self.ema: torch.Tensor | None = None  # smoothed noisy sums [K, G]
+        self.trace: list[torch.Tensor] = []
 
     def begin_step(self) -> None:
         # drawn for all K models at once, so the stream does not depend on the chunking
-        self.noise = torch.randn(self.K, self.G, generator=self.gen) * (self.sigma_n * self.C0)
+        self.noise = torch.randn(self.K, self.G, generator=self.gen) * (self.sigma_n * self.C_est)
+        self.bounds = torch.empty(self.K, self.G)
 
     def factors(self, sq_norms: torch.Tensor, batch: BatchView) -> tuple[torch.Tensor, torch.Tensor]:
         sl, valid = batch.sl, batch.valid
         gb = self.codes[batch.idx]  # [k, M]
         oh = torch.nn.functional.one_hot(gb, self.G).float() * valid.unsqueeze(-1)
-        clipped_norm = torch.minimum(sq_norms.sqrt(), torch.tensor(self.C0))
-        sums = torch.einsum("kmg,km->kg", oh, clipped_norm)
-        noisy = (sums + self.noise[sl]).clamp(min=0.0)
-        r_k = noisy / self.expected_group[sl].clamp(min=1e-12)
-        r = noisy.sum(1, keepdim=True) / self.expected_batch[sl].view(-1, 1)
+        clipped_norm = torch.minimum(sq_norms.sqrt(), torch.tensor(self.C_est))
+        noisy = (torch.einsum("kmg,km->kg", oh, clipped_norm) + self.noise[sl]).clamp(min=0.0)
+        if self.ema is None:
+            self.ema = torch.zeros(self.K, self.G)
+            self.ema[sl] = noisy
+        else:
+            self.ema[sl] = self.beta * self.ema[sl] + (1 - self.beta) * noisy
+        sums, exp = self.ema[sl], self.expected_group[sl]
+        pool = self.pool[sl]
+        pooled = (sums * pool).sum(1, keepdim=True) / (exp * pool).sum(1, keepdim=True).clamp(min=1e-9)
+        r_k = torch.where(pool > 0, pooled.expand_as(sums), sums / exp)
+        r = sums.sum(1, keepdim=True) / exp.sum(1, keepdim=True)
         ratio = torch.where(r_k > 0, r / r_k.clamp(min=1e-12), torch.full_like(r_k, self.tau))
-        C_k = self.C0 * torch.clamp(ratio, min=1.0 / self.tau, max=self.tau)  # [k, G]
+        lo = 1.0 / self.tau if self.mode == "two_sided" else 0.0
+        C_k = self.C0 * torch.clamp(ratio, min=lo, max=self.tau)  # [k, G]
+        self.bounds[sl] = C_k
+        if sl.stop is None or sl.stop >= self.K:
+            self.trace.append(self.bounds.clone())
         c = clip_factors(sq_norms, torch.gather(C_k, 1, gb)).mul_(valid)
         return c, C_k.max(1).values
 
@@ -136,20 +192,26 @@ class PrivateFairnessSign:
         n_groups: list[int],
         rows: list[np.ndarray],
         q: np.ndarray,
+        stats: list[GroupCounts],
         generator: torch.Generator,
     ) -> None:
         self.reduce = fairness.reduce
         self.lam = lam
         self.sigma_f = float(dp.fairness_noise_multiplier)
         self.releases = (Release("fairness gap signs", self.sigma_f),)
-        self.w = torch.from_numpy(
-            np.stack([linearised_weights(y, groups, n_groups, fairness.penalty, r) for r in rows])
-        )  # [K, T, N]
+        w, sizes = [], []
+        for k, r in enumerate(rows):  # group sizes and base rates: the released noisy counts
+            counts = [(st.counts[k], st.positives[k]) for st in stats]
+            wk, nk = linearised_weights(y, groups, n_groups, fairness.penalty, r, counts=counts)
+            w.append(wk)
+            sizes.append(nk)
+        self.w = torch.from_numpy(np.stack(w))  # [K, T, N]
         self.K, self.T = self.w.shape[0], self.w.shape[1]
-        qt = torch.from_numpy(np.asarray(q, dtype=np.float32))
-        # expected sizes of the compared groups in a Poisson batch (public group sizes)
-        self.exp_hi = ((self.w > 0).sum(2).float() * qt.view(-1, 1)).clamp(min=1e-9)
-        self.exp_lo = ((self.w < 0).sum(2).float() * qt.view(-1, 1)).clamp(min=1e-9)
+        qt = torch.from_numpy(np.asarray(q, dtype=np.float32)).view(-1, 1)
+        n = torch.from_numpy(np.stack(sizes)).float()  # [K, T, 2]: released sizes of the pair
+        # expected sizes of the compared groups in a Poisson batch
+        self.exp_hi = (n[..., 0] * qt).clamp(min=1e-9)
+        self.exp_lo = (n[..., 1] * qt).clamp(min=1e-9)
         self.gen = generator
 
     def begin_step(self) -> None:

@@ -114,37 +114,55 @@ def batch_penalty(
 
 
 def linearised_weights(
-    y: np.ndarray, groups: np.ndarray, n_groups: list[int], kind: str, rows: np.ndarray
-) -> np.ndarray:
-    """Per-term, per-sample weights ``w[t, i]`` of the linearised gaps for a model trained on ``rows``.
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_groups: list[int],
+    kind: str,
+    rows: np.ndarray,
+    counts: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-term, per-sample weights ``w[t, i]`` of the linearised gaps for a model trained on
+    ``rows``, and the sizes of each term's two compared groups [T, 2].
 
-    One term per attribute and compared label class of the penalty. Term t compares
-    the two groups with the highest and lowest label base rate among the model's training rows
-    (their identity is computed once, before training, from the training labels; the one-off
-    choice of which two groups to compare is not charged to the privacy budget). The gap
-    ``mean_a p - mean_b p`` is written as ``sum_i w[t, i] p_i / n`` with ``w = +n / n_a`` on group a,
-    ``-n / n_b`` on group b and 0 elsewhere, so that dividing a batch's per-sample sum by the
-    expected batch size ``q n`` gives the batch-mean gap. Its *sign* is re-estimated privately at
-    every step by the trainer (noisy group sums, accounted), which makes the penalty the
-    subgradient of ``|gap|`` rather than a push in a fixed direction.
+    One term per attribute and compared label class of the penalty. Term t compares the two
+    groups with the highest and lowest label base rate (within a label class every base rate is
+    the same, so the two largest groups). The gap ``mean_a p - mean_b p`` is written as
+    ``sum_i w[t, i] p_i / n`` with ``w = +n / n_a`` on group a, ``-n / n_b`` on group b and 0
+    elsewhere, so that dividing a batch's per-sample sum by the expected batch size ``q n`` gives
+    the batch-mean gap. Group sizes and base rates come from ``counts`` (per attribute: the
+    released noisy row and positive counts per group, see
+    :func:`~fairleak.train.mechanisms.release_group_counts`), or, without them, from the training
+    rows themselves (not private). The *sign* of each gap is re-estimated privately at every step
+    by the trainer, which makes the penalty the subgradient of ``|gap|``.
     """
     n = len(rows)
     pen = PENALTIES[kind]
     scale = pen.linear_scale
-    terms = []
+    terms, sizes = [], []
     for a, g in enumerate(n_groups):
+        codes_all = groups[rows, a]
+        if counts is None:
+            cnt = np.bincount(codes_all, minlength=g).astype(np.float64)
+            pos = np.bincount(codes_all, weights=y[rows], minlength=g)
+        else:
+            cnt, pos = (np.asarray(v, dtype=np.float64)[:g] for v in counts[a])
         for cls in pen.classes:
             w = np.zeros(len(y), dtype=np.float32)
-            sel = rows if cls is None else rows[y[rows] == cls]
-            codes = groups[sel, a]
-            counts = np.bincount(codes, minlength=g)
-            present = np.flatnonzero(counts > 0)
+            size = cnt if cls is None else (pos if cls == 1 else cnt - pos)
+            size = np.maximum(size, 0.0)
+            present = np.flatnonzero(np.bincount(codes_all if cls is None else codes_all[y[rows] == cls],
+                                                 minlength=g) > 0) if counts is None else np.flatnonzero(size >= 1)  # fmt: skip
+            pair = (0.0, 0.0)
             if len(present) >= 2:
-                rates = np.array([y[sel][codes == k].mean() for k in present])
+                rates = pos[present] / np.maximum(cnt[present], 1e-9) if cls is None else np.zeros(len(present))
                 hi, lo = present[np.argmax(rates)], present[np.argmin(rates)]
                 if hi == lo:  # equal base rates: compare the two largest groups
-                    hi, lo = present[np.argsort(-counts[present])[:2]]
-                w[sel[codes == hi]] = scale * n / counts[hi]
-                w[sel[codes == lo]] = -scale * n / counts[lo]
+                    hi, lo = present[np.argsort(-size[present], kind="stable")[:2]]
+                sel = rows if cls is None else rows[y[rows] == cls]
+                codes = groups[sel, a]
+                w[sel[codes == hi]] = scale * n / size[hi]
+                w[sel[codes == lo]] = -scale * n / size[lo]
+                pair = (float(size[hi]), float(size[lo]))
             terms.append(w)
-    return np.stack(terms)
+            sizes.append(pair)
+    return np.stack(terms), np.asarray(sizes, dtype=np.float64)

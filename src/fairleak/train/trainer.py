@@ -23,10 +23,11 @@ from fairleak.train.batches import BatchSampler
 from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
 from fairleak.train.dp import (
     NormalStreams,
+    calibrate_joint,
     clip_factors,
     compute_epsilon,
     ghost_sq_norms,
-    noise_multiplier_for,
+    joint_noise_multiplier,
 )
 from fairleak.train.kernels import ACTIVATIONS, Workspace, linear, sq_norm, weight_grad_into
 from fairleak.train.mechanisms import (
@@ -34,6 +35,7 @@ from fairleak.train.mechanisms import (
     FlatClipping,
     GroupAdaptiveClipping,
     PrivateFairnessSign,
+    release_group_counts,
 )
 from fairleak.train.model import Ensemble, model_seeds
 from fairleak.train.penalties import batch_penalty
@@ -181,7 +183,16 @@ class _Trainer:
         self.fairness = fairness
         self.lam = torch.from_numpy(lam)
         self.dp = dp
-        self.sampler = BatchSampler(self.rows, seeds, config.batch_size)
+        # A DP release draws Poisson sampling and noise from fresh OS entropy, never stored, so
+        # that its noise cannot be replayed from the seeds (which fix initialisation only).
+        self.secure = dp is not None and dp.noise == "secure"
+        if self.secure:
+            entropy = np.random.SeedSequence()  # OS entropy
+            self.private_seeds = [int(v) for v in entropy.generate_state(self.K + 1, np.uint64)]
+        else:
+            base = int(np.random.SeedSequence(seeds).generate_state(1)[0])
+            self.private_seeds = [*seeds, base]
+        self.sampler = BatchSampler(self.rows, seeds, config.batch_size, self.private_seeds[: self.K])
         self._init_params()
 
     # ------------------------------------------------------------------ parameters
@@ -367,14 +378,22 @@ class _Trainer:
             return Ensemble(self.W, self.b, self.cfg, seeds=self.seeds)
         eps, sigmas, releases = self._run_dp(progress)
         privacy = {
-            "releases_per_step": releases,
+            **releases,
             "accountant": self.dp.accountant,
-            "covers": "the training rows of each model, through its gradient steps",
-        }
-        return Ensemble(
+            "noise": "secure: OS entropy, never stored" if self.secure
+            else "reproducible from the seeds: a simulation, not a DP release",
+            "covers": "each model's training rows: every gradient step (Poisson sampling, clipping, "
+            "noise) and every other release listed here",
+            "does_not_cover": "preprocessing fitted on private rows, hyperparameter or model "
+            "selection, the choice of protected attributes, anything computed outside training",
+        }  # fmt: skip
+        ens = Ensemble(
             self.W, self.b, self.cfg, epsilon=eps, delta=self.dp.delta, noise_multiplier=sigmas,
             seeds=self.seeds, privacy=privacy,
         )  # fmt: skip
+        if isinstance(self.clip, GroupAdaptiveClipping) and self.clip.trace:
+            ens.clip_trace = torch.stack(self.clip.trace).numpy()  # [steps, K, groups]
+        return ens
 
     def _run_plain(self, progress) -> None:
         S = math.ceil(self.n_rows.max() / self.cfg.batch_size)
@@ -421,61 +440,71 @@ class _Trainer:
 
     # ------------------------------------------------------------------ DP-SGD
     def _mechanisms(self, q: np.ndarray):
-        """The clipping rule and margin-gradient terms of this run (see mechanisms.py), with
-        their own noise streams: separate from the gradient noise, so that with one group (every
-        C_k = C0) DP-SGD-S draws exactly DP-SGD's batches and gradient noise."""
+        """The clipping rule and margin-gradient terms of this run (see mechanisms.py), each with
+        its own noise stream (separate from the gradient noise, so that with one group, every
+        C_k = C0, DP-SGD-S draws exactly DP-SGD's batches and gradient noise), and the one-off
+        release of group counts they need (None when they need none)."""
         dp = self.dp
         assert dp is not None
-        base = int(np.random.SeedSequence(self.seeds).generate_state(1)[0])
-        expected_batch = torch.from_numpy(q * self.n_rows).float()
+        base = self.private_seeds[-1]
+        use_fair = self.fairness is not None and bool((self.lam > 0).any())
+        codes = []
         if dp.group_clipping:
-            codes = self.clip_groups
-            assert codes is not None
-            G = int(codes.max()) + 1
-            exp_group = np.stack(
-                [np.bincount(codes[r], minlength=G) * q[k] for k, r in enumerate(self.rows)]
-            )
+            assert self.clip_groups is not None
+            codes.append(self.clip_groups)
+        if use_fair:
+            assert self.groups_np is not None
+            codes += [self.groups_np[:, a] for a in range(self.groups_np.shape[1])]
+        stats = None
+        if codes:
+            gen = np.random.default_rng(np.random.SeedSequence([base, 0xC0C0]))
+            stats = release_group_counts(codes, self.y_np, self.rows, dp.count_noise_multiplier, gen)
+        if dp.group_clipping:
+            exp_group = torch.from_numpy(stats[0].counts * q[:, None]).float()
             clip: FlatClipping = GroupAdaptiveClipping(
-                dp, torch.from_numpy(codes), G, torch.from_numpy(exp_group).float(), expected_batch,
+                dp, torch.from_numpy(self.clip_groups), exp_group.shape[1], exp_group,
                 torch.Generator().manual_seed(base ^ 0xC11F),
             )  # fmt: skip
         else:
             clip = FlatClipping(dp.max_grad_norm, self.K)
         terms = []
-        if self.fairness is not None and bool((self.lam > 0).any()):
-            assert self.groups_np is not None and self.n_groups is not None
+        if use_fair:
+            assert self.n_groups is not None and stats is not None
             terms.append(
                 PrivateFairnessSign(
                     self.fairness, dp, self.lam, self.y_np, self.groups_np, self.n_groups,
-                    self.rows, q, torch.Generator().manual_seed(base ^ 0xFA1F),
-                )
+                    self.rows, q, stats[1 if dp.group_clipping else 0 :],
+                    torch.Generator().manual_seed(base ^ 0xFA1F),
+                )  # fmt: skip
             )
-        return clip, terms, base
+        return clip, terms, base, stats is not None
 
-    def _calibrate(self, q: np.ndarray, steps: np.ndarray, extra: list[float]):
-        """Noise multiplier and epsilon of each model: every release of a step (the gradient's
-        and the mechanisms' own, ``extra``) is charged by Opacus's accountant."""
+    def _calibrate(self, q: np.ndarray, steps: np.ndarray, extra: list[float], counts: bool):
+        """Noise multiplier and epsilon of each model. Every release of a step (the gradient's
+        and the mechanisms' own, ``extra``) comes from one Poisson batch: one subsampled Gaussian
+        with the joint multiplier; the one-off count release (``counts``) composes with it."""
         dp = self.dp
         assert dp is not None
         sigma = np.zeros(self.K)
         eps = []
+        one_off = [(dp.count_noise_multiplier, 1.0, 1)] if counts else []
         cache: dict[tuple[float, int], tuple[float, float]] = {}  # equal (q, steps) share them
         for k in range(self.K):
             key = (float(q[k]), int(steps[k]))
             if key not in cache:
-                extra_mech = [(s, key[0], key[1]) for s in extra]
                 if dp.noise_multiplier is not None:
                     s = float(dp.noise_multiplier)
                 else:
                     try:
-                        s = noise_multiplier_for(
-                            dp.target_epsilon, dp.delta, key[0], key[1], dp.accountant, extra_mech
+                        s = calibrate_joint(
+                            dp.target_epsilon, dp.delta, key[0], key[1], dp.accountant, extra, one_off
                         )
                     except ValueError as exc:
                         raise ParameterError(
                             f"The 'target_epsilon' parameter of DPConfig: {exc}"
                         ) from exc
-                e = compute_epsilon([(s, key[0], key[1]), *extra_mech], dp.delta, dp.accountant)
+                joint = joint_noise_multiplier([s, *extra])
+                e = compute_epsilon([(joint, key[0], key[1]), *one_off], dp.delta, dp.accountant)
                 cache[key] = (s, e)
             sigma[k], e = cache[key]
             eps.append(e)
@@ -487,9 +516,10 @@ class _Trainer:
         B = self.cfg.batch_size
         q = np.minimum(1.0, B / self.n_rows)
         steps = self.cfg.epochs * np.ceil(self.n_rows / B).astype(int)
-        clip, terms, base = self._mechanisms(q)
+        clip, terms, base, counts = self._mechanisms(q)
         releases = [*clip.releases, *(r for t in terms for r in t.releases)]
-        sigma, eps = self._calibrate(q, steps, [r.noise_multiplier for r in releases])
+        sigma, eps = self._calibrate(q, steps, [r.noise_multiplier for r in releases], counts)
+        self.clip = clip
         total = int(steps.max())
         expected_batch = torch.from_numpy(q * self.n_rows).float()
         sigma_t = torch.from_numpy(sigma).float()
@@ -540,9 +570,14 @@ class _Trainer:
             self._step(self.grads, active)
             if progress is not None:
                 progress(step + 1, total)
-        described = [{"name": "clipped gradient sum", "noise_multiplier": None}] + [
-            {"name": r.name, "noise_multiplier": r.noise_multiplier} for r in releases
-        ]
+        dp = self.dp
+        described = {
+            "per_step": [{"name": "clipped gradient sum", "noise_multiplier": float(sigma[0])}]
+            + [{"name": r.name, "noise_multiplier": r.noise_multiplier} for r in releases],
+            "joint_noise_multiplier": joint_noise_multiplier([sigma[0], *(r.noise_multiplier for r in releases)]),
+            "one_off": [{"name": "group row and positive counts", "noise_multiplier": dp.count_noise_multiplier}]
+            if counts else [],
+        }  # fmt: skip
         return eps, [float(s) for s in sigma], described
 
 
