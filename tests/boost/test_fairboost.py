@@ -107,7 +107,9 @@ def synthetic():
     return ds.features.to_numpy(np.float64), ds.y, ds.sensitive["group"].to_numpy()
 
 
-@pytest.mark.parametrize("constraint", ["equalized_odds", "equal_opportunity", "demographic_parity"])
+@pytest.mark.parametrize(
+    "constraint", ["equalized_odds", "equal_opportunity", "demographic_parity"]
+)
 def test_one_binary_attribute_is_adafair_round_by_round(synthetic, constraint):
     X, y, group = synthetic
     rounds = 12
@@ -116,9 +118,7 @@ def test_one_binary_attribute_is_adafair_round_by_round(synthetic, constraint):
         min_group_size=1, validation_fraction=0.0, random_state=7,
     )  # fmt: skip
     ours = _record(clf, X, y, sensitive_features=group)
-    ref = adafair_reference(
-        X, y, group == "minority", rounds=rounds, constraint=constraint, seed=7
-    )
+    ref = adafair_reference(X, y, group == "minority", rounds=rounds, constraint=constraint, seed=7)
     assert len(ours) == rounds
     for t, (a, b) in enumerate(zip(ours, ref, strict=True)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=0, err_msg=f"round {t + 1}")
@@ -271,7 +271,9 @@ def test_any_two_labels(synthetic, labels):
     clf = FairBoostClassifier(n_estimators=10, random_state=0).fit(X, yl, sensitive_features=group)
     assert list(clf.classes_) == sorted(labels)
     ref = FairBoostClassifier(n_estimators=10, random_state=0).fit(X, y, sensitive_features=group)
-    np.testing.assert_array_equal(clf.predict(X), np.where(ref.predict(X) == 1, labels[1], labels[0]))
+    np.testing.assert_array_equal(
+        clf.predict(X), np.where(ref.predict(X) == 1, labels[1], labels[0])
+    )
     # The positive class's costs act on the positive rows whatever the labels are called:
     np.testing.assert_allclose(_costs(clf), _costs(ref))
 

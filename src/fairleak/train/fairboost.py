@@ -53,7 +53,6 @@ _GAP_OF = {
     "equal_opportunity": "equal_opportunity_difference",
     None: "equalized_odds_difference",
 }
-_GAPS = ("equalized_odds_difference", "demographic_parity_difference", "equal_opportunity_difference")
 _VIEW_MODES = ("attributes+intersection", "attributes", "intersection")
 _MAX_EXPONENT = 30.0  # mmm-fair's clip of alpha * conf: keeps weights finite with many groups
 
@@ -222,7 +221,10 @@ class FairBoostClassifier(ClassifierMixin, BaseEstimator):
             raise self._bad("tolerance", "a float in the range [0.0, 1.0)")
         if not isinstance(self.confidence, bool | np.bool_):
             raise self._bad("confidence", "a bool")
-        if not (self.selection in ("adafair", "pareto") or (is_int(self.selection) and self.selection >= 1)):
+        if not (
+            self.selection in ("adafair", "pareto")
+            or (is_int(self.selection) and self.selection >= 1)
+        ):
             raise self._bad("selection", "'adafair', 'pareto' or an int in the range [1, inf)")
         if not is_real(self.tradeoff_c) or not 0 <= self.tradeoff_c <= 1:
             raise self._bad("tradeoff_c", "a float in the range [0.0, 1.0]")
