@@ -354,3 +354,21 @@ def test_bad_inputs(synthetic):
     clf = FairBoostClassifier(n_estimators=5).fit(X, y, sensitive_features=group)
     with pytest.raises(ParameterError, match=r"theta must be an int in \[1, 5\]"):
         clf.set_theta(6)
+
+
+def test_too_small_groups_get_no_cost():
+    rng = np.random.default_rng(3)
+    n = 600
+    X = rng.normal(size=(n, 3))
+    y = (X[:, 0] + rng.normal(size=n) > 0).astype(int)
+    race = np.where(np.arange(n) < 12, "tiny", np.where(np.arange(n) % 2 == 0, "r1", "r2"))
+    clf = FairBoostClassifier(n_estimators=8, min_group_size=20, validation_fraction=0.0)
+    clf.fit(X, y, sensitive_features=pd.Series(race, name="race"))
+    assert clf.too_small_ == {"race": ["tiny"]}
+    tiny = clf.cost_history_.query("group == 'tiny'")
+    assert (tiny[["cost_positive", "cost_negative"]] == 0).all().all()
+    assert (
+        (clf.cost_history_.query("group != 'tiny'")[["cost_positive", "cost_negative"]] > 0)
+        .any()
+        .any()
+    )

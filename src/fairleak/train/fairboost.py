@@ -388,14 +388,14 @@ class FairBoostClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _eligible(self, counts: np.ndarray) -> np.ndarray:
-        """Groups that can take a cost under the constraint, from their (n, n_pos, n_neg)."""
+        """Groups that can take some cost under the constraint, from (n, n_pos, n_neg)."""
         n, npos, nneg = counts
         m = self.min_group_size
         if self.constraint == "demographic_parity":
             return n >= m
         if self.constraint == "equal_opportunity":
             return npos >= m
-        return (npos >= m) & (nneg >= m)
+        return (npos >= m) | (nneg >= m)
 
     def _costs(self, t, y, yhat, codes, n_groups, names, cost_rows):
         """Per-row costs of misclassified positives and negatives (max over views); appends the
