@@ -20,6 +20,18 @@ from fairleak.train.fairboost import FairBoostClassifier
 ATOL = 1e-5
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The MLPs here are tiny: on a shared 2-core machine, torch's second intra-op thread only
+    # waits for the other (fits measured 5-15x slower with 2 threads under load).
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def adult():
     ds = load_dataset("adult", protected=["sex", "race"])
