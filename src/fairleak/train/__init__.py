@@ -10,6 +10,7 @@ from fairleak.train.config import (
 )
 from fairleak.train.dp import compute_epsilon, noise_multiplier_for
 from fairleak.train.estimator import PARAMETER_MAP, FairleakClassifier
+from fairleak.train.fairboost import FairBoostClassifier
 from fairleak.train.io import load_model, save_model
 from fairleak.train.model import Ensemble, model_seeds
 from fairleak.train.penalties import PENALTIES, Penalty, register_penalty
@@ -22,6 +23,7 @@ __all__ = [
     "PENALTIES",
     "DPConfig",
     "Ensemble",
+    "FairBoostClassifier",
     "FairleakClassifier",
     "FairnessConfig",
     "Penalty",

@@ -26,9 +26,9 @@ __all__ = [
     "NormalStreams",
     "calibrate_joint",
     "clip_factors",
-    "joint_noise_multiplier",
     "compute_epsilon",
     "ghost_sq_norms",
+    "joint_noise_multiplier",
     "noise_multiplier_for",
 ]
 

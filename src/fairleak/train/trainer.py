@@ -475,7 +475,7 @@ class _Trainer:
                     self.fairness, dp, self.lam, self.y_np, self.groups_np, self.n_groups,
                     self.rows, q, stats[1 if dp.group_clipping else 0 :],
                     torch.Generator().manual_seed(base ^ 0xFA1F),
-                )  # fmt: skip
+                )
             )
         return clip, terms, base, stats is not None
 
