@@ -479,3 +479,24 @@ def test_dp_sgd_s_records_its_bounds_during_training(data):
     tr = ens.clip_trace
     assert tr.shape[1:] == (2, 2) and len(tr) == 2 * int(np.ceil(_masks(len(y), 2)[0].sum() / 256))
     assert (tr >= 0.5 - 1e-6).all() and (tr <= 2.0 + 1e-6).all()
+
+
+def test_gradient_canaries_go_through_the_mechanism(data):
+    """White-box canaries: a canary's score is the sum over steps of its coordinate of the noisy
+    clipped gradient sum, in units of C: in, about N(qT, sigma^2 T + q(1-q)T); out, N(0, sigma^2 T)."""
+    X, y, _ = data
+    m, sigma, B, epochs = 4000, 2.0, 120, 3
+    rng = np.random.default_rng(0)
+    canaries = rng.random((2, m)) < 0.5
+    masks = _masks(len(y), 2, frac=1.0)
+    ens = train_ensemble(X, y, masks, config=TrainConfig(hidden=(4,), epochs=epochs, batch_size=B),
+                         dp=DPConfig(noise_multiplier=sigma, noise="reproducible"), canaries=canaries)  # fmt: skip
+    q, T = B / len(y), epochs * int(np.ceil(len(y) / B))
+    sc = ens.canary_scores
+    for k in range(2):
+        inn, out = sc[k][canaries[k]], sc[k][~canaries[k]]
+        assert abs(out.mean()) < 4 * sigma * np.sqrt(T / len(out))
+        assert abs(inn.mean() - q * T) < 4 * np.sqrt((sigma**2 * T + q * (1 - q) * T) / len(inn))
+        assert out.std() == pytest.approx(sigma * np.sqrt(T), rel=0.08)
+    with pytest.raises(ParameterError, match="'canaries' parameter audits DP-SGD"):
+        train_ensemble(X, y, masks, config=TrainConfig(hidden=(4,), epochs=1), canaries=canaries)

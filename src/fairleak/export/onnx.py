@@ -122,9 +122,9 @@ def _boost_nodes(model: Any, x: str, out: str, helper: Any):
 
 
 def _model_nodes(model: Any, member: int | None, x: str, out: str, onnx: Any):
-    from fairleak.train.ensemble import Ensemble
     from fairleak.train.estimator import FairleakClassifier
     from fairleak.train.fairboost import FairBoostClassifier
+    from fairleak.train.model import Ensemble
 
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     if isinstance(model, FairBoostClassifier):

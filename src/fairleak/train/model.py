@@ -52,6 +52,7 @@ class Ensemble:
         self.seeds = None if seeds is None else [int(s) for s in seeds]
         self.privacy = privacy
         self.clip_trace: np.ndarray | None = None  # DP-SGD-S's per-step bounds [T, K, G] (not saved)
+        self.canary_scores: np.ndarray | None = None  # gradient canaries' scores [K, m] (auditing)
 
     @property
     def n_models(self) -> int:

@@ -106,6 +106,7 @@ def train_ensemble(
     fairness_weights: Sequence[float] | np.ndarray | None = None,
     dp: DPConfig | None = None,
     clip_groups: np.ndarray | None = None,
+    canaries: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Ensemble:
     """Train K models at once; model k trains on the rows where ``masks[k]`` is true.
@@ -123,6 +124,14 @@ def train_ensemble(
             the returned :class:`Ensemble`.
         clip_groups: int codes [N] of the groups DP-SGD-S clips by (default: the first column
             of ``groups``).
+        canaries: bool [K, m], with ``dp``: white-box gradient canaries for auditing the DP
+            mechanism (Nasr et al. 2021, 2023): canary j of model k is a record whose gradient is
+            ``max_grad_norm`` on a coordinate of its own, which no other record touches; when
+            ``canaries[k, j]`` it is in model k's data and is Poisson-sampled, clipped and noised
+            like every record, through the same noise stream. The returned ensemble's
+            ``canary_scores`` [K, m] are each canary's noisy gradient summed over the steps, in
+            units of ``max_grad_norm``: about N(times sampled, sigma^2 T) when in, N(0, sigma^2 T)
+            when out (see ``fairleak.attacks.dp_audit`` for the epsilon lower bound).
         progress: called as ``progress(done_steps, total_steps)``.
     """
     config = config or TrainConfig()
@@ -157,7 +166,15 @@ def train_ensemble(
                     f"The 'fairness_weights' parameter must be {K} non-negative floats; got {fairness_weights!r}."
                 )
             lam[:] = fw
+    if canaries is not None:
+        canaries = np.asarray(canaries, dtype=bool)
+        if dp is None or canaries.ndim != 2 or canaries.shape[0] != K:
+            raise ParameterError(
+                f"The 'canaries' parameter audits DP-SGD: it needs dp= and a bool [n_models={K}, m] "
+                f"array; got {'no dp' if dp is None else f'shape {canaries.shape}'}."
+            )
     trainer = _Trainer(X, y, masks, seeds, config, groups, fairness, lam, dp, clip_groups)
+    trainer.canaries = canaries
     return trainer.run(progress)
 
 
@@ -393,6 +410,7 @@ class _Trainer:
         )  # fmt: skip
         if isinstance(self.clip, GroupAdaptiveClipping) and self.clip.trace:
             ens.clip_trace = torch.stack(self.clip.trace).numpy()  # [steps, K, groups]
+        ens.canary_scores = getattr(self, "canary_scores", None)
         return ens
 
     def _run_plain(self, progress) -> None:
@@ -528,14 +546,21 @@ class _Trainer:
         # Python call per model and step, more than the training step itself. So under DP the
         # same seeds give the same weights, but a model's noise depends on the ensemble it was
         # trained in. One flat buffer, laid out as the gradients (each part contiguous).
-        noise_flat = torch.empty(sum(g.numel() for g in self.grads))
-        noise_views = [
-            v.view(g.shape)
-            for v, g in zip(
-                torch.split(noise_flat, [g.numel() for g in self.grads]), self.grads, strict=True
-            )
-        ]
+        # Gradient canaries (auditing) take their noise from the same buffer and streams.
+        canaries = getattr(self, "canaries", None)
+        n_can = 0 if canaries is None else canaries.size
+        sizes = [g.numel() for g in self.grads]
+        noise_flat = torch.empty(sum(sizes) + n_can)
+        parts = torch.split(noise_flat, [*sizes, n_can])
+        noise_views = [v.view(g.shape) for v, g in zip(parts, self.grads, strict=False)]
         noise = NormalStreams(noise_flat, base ^ 0x5EED)
+        if canaries is not None:
+            can_noise = parts[-1].view(canaries.shape)
+            can_in = torch.from_numpy(canaries).float()
+            can_sum = torch.zeros(canaries.shape, dtype=torch.float64)
+            can_gen = torch.Generator().manual_seed(base ^ 0xCA4A)
+            q_t = torch.from_numpy(q).float().view(-1, 1)
+            C0 = float(dp.max_grad_norm)
         x_sq = sq_norm(self.X)  # the data's squared row norms, for the first layer's ghost norm
         block = int(max(1, np.ceil(self.n_rows / B).max()))  # draw an epoch's batches at once
         for step in range(total):
@@ -567,9 +592,16 @@ class _Trainer:
             for gr, nz in zip(self.grads, noise_views, strict=True):
                 shape = (self.K,) + (1,) * (gr.ndim - 1)
                 gr.addcmul_(nz, scale.view(shape)).div_(expected_batch.view(shape))
+            if canaries is not None:  # each canary's coordinate: clipped sum plus the same noise
+                sampled = (torch.rand(canaries.shape, generator=can_gen) < q_t).float() * can_in
+                released = C0 * clip_factors(torch.full(canaries.shape, C0 * C0), C_max.view(-1, 1)) * sampled
+                released = released + can_noise * scale.view(-1, 1)
+                can_sum += (released * active.view(-1, 1)).double() / C0
             self._step(self.grads, active)
             if progress is not None:
                 progress(step + 1, total)
+        if canaries is not None:
+            self.canary_scores = can_sum.numpy()
         dp = self.dp
         described = {
             "per_step": [{"name": "clipped gradient sum", "noise_multiplier": float(sigma[0])}]
