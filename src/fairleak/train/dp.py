@@ -13,6 +13,7 @@ norm"), exact for stacks of linear layers on vector inputs. The clipped sum is A
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
 __all__ = [
-    "NormalStreams",
+    "ModelNoise",
     "calibrate_joint",
     "clip_factors",
     "compute_epsilon",
@@ -172,37 +173,52 @@ def clip_factors(sq_norms: torch.Tensor, max_norm: torch.Tensor | float) -> torc
     return (max_norm / (sq_norms.sqrt() + 1e-6)).clamp(max=1.0)
 
 
-_N_STREAMS = 4  # fixed, so that the noise depends on the seed and not on the machine's cores
 _noise_pool: ThreadPoolExecutor | None = None
+_POOL_SIZE = 4  # threads that fill models' rows; the numbers do not depend on it
 
 
-class NormalStreams:
-    """Standard normal noise for a buffer, from ``_N_STREAMS`` generators filled in parallel.
+class ModelNoise:
+    """Every standard normal a DP step needs, one row per model: ``buf`` [K, W], model k's row
+    filled from model k's own generator (seeded from its own private seed).
 
-    Why: torch's CPU ``normal_`` runs on one thread (~3.4 ns a draw here); the DP noise of 64
-    small MLPs is ~340k draws a step, a fifth of a DP step, with the other cores idle. The
-    buffer is cut into fixed parts, each with its own generator seeded from ``seed``, filled
-    by a small thread pool (the op releases the GIL): the numbers depend on the seed only, not
-    on how many threads ran them. (Drawing the next step's noise in the background during this
-    step's compute was measured: slower, the threads contend with the compute's own.)
+    Why per model: a model's noise then depends on its own stream only, so any split of the
+    models into chunks, shards, threads or machines gives the same models (the sharding
+    invariance a distributed backend needs). Why one row: each model takes one ``normal_`` call
+    a step for everything (gradient noise laid out like its parameters, then the other
+    mechanisms' draws), and models are spread over a small thread pool (torch's CPU ``normal_``
+    runs on one thread, ~3.4 ns a draw; the op releases the GIL). Drawing the next step's noise
+    in the background during this step's compute was measured: slower, the threads contend with
+    the compute's own.
     """
 
-    def __init__(self, buf: torch.Tensor, seed: int) -> None:
-        states = np.random.SeedSequence(seed).generate_state(_N_STREAMS)
-        self.gens = [torch.Generator().manual_seed(int(s)) for s in states]
-        self.parts = torch.tensor_split(buf.view(-1), _N_STREAMS)
-        # small buffers: a thread hand-off costs more than the draws
-        self.threaded = torch.get_num_threads() > 1 and self.parts[0].numel() >= 1 << 14
+    def __init__(self, n_models: int, widths: Sequence[int], seeds: Sequence[int]) -> None:
+        """``widths``: the row's segments, each with its own generator (seeded from the model's
+        seed and the segment's position), so that a segment's draws do not depend on the others
+        (DP-SGD-S with one group draws exactly DP-SGD's gradient noise)."""
+        self.buf = torch.empty(n_models, int(sum(widths)))
+        ends = np.cumsum([0, *widths])
+        self.segments = [(int(a), int(b)) for a, b in itertools.pairwise(ends)]
+        self.gens = [
+            [torch.Generator().manual_seed(int(c.generate_state(1, np.uint64)[0]))
+             for c in np.random.SeedSequence(int(s)).spawn(len(self.segments))]
+            for s in seeds
+        ]  # fmt: skip
+        # small rows: a thread hand-off costs more than the draws
+        self.threaded = torch.get_num_threads() > 1 and self.buf.numel() >= 1 << 15
+        self.blocks = [b for b in np.array_split(np.arange(n_models), _POOL_SIZE) if len(b)]
 
-    def _fill(self, i: int) -> None:
-        self.parts[i].normal_(generator=self.gens[i])
+    def _fill_block(self, models: np.ndarray) -> None:
+        for k in models:
+            row = self.buf[k]
+            for (a, b), gen in zip(self.segments, self.gens[k], strict=True):
+                if b > a:
+                    row[a:b].normal_(generator=gen)
 
     def fill(self) -> None:
         global _noise_pool
         if not self.threaded:
-            for i in range(_N_STREAMS):
-                self._fill(i)
+            self._fill_block(np.arange(len(self.gens)))
             return
         if _noise_pool is None:
-            _noise_pool = ThreadPoolExecutor(_N_STREAMS, thread_name_prefix="fairleak-noise")
-        list(_noise_pool.map(self._fill, range(_N_STREAMS)))
+            _noise_pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="fairleak-noise")
+        list(_noise_pool.map(self._fill_block, self.blocks))

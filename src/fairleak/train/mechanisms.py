@@ -53,23 +53,26 @@ class GroupCounts:
 
 def release_group_counts(
     codes: list[np.ndarray], y: np.ndarray, rows: list[np.ndarray], multiplier: float,
-    gen: np.random.Generator,
+    gens: list[np.random.Generator],
 ) -> list[GroupCounts]:  # fmt: skip
     """Release, once per model, the row and positive-label counts of every group of each
     attribute in ``codes``, with Gaussian noise: a record changes one count and at most one
     positive count per attribute, so the L2 sensitivity is sqrt(2 A) and the noise standard
     deviation ``multiplier * sqrt(2 A)``. One Gaussian mechanism (no subsampling, one step),
     composed with training by the accountant. Counts are floored at 1, positives clipped to
-    [0, count] (post-processing)."""
+    [0, count] (post-processing). Model k's noise comes from ``gens[k]`` only."""
     sd = multiplier * math.sqrt(2 * len(codes))
-    out = []
-    for c in codes:
-        G = int(c.max()) + 1
+    sizes = [int(c.max()) + 1 for c in codes]
+    noise = [g.normal(0.0, sd, 2 * sum(sizes)) for g in gens]  # per model: counts then positives
+    out, off = [], 0
+    for c, G in zip(codes, sizes, strict=True):
         cnt = np.stack([np.bincount(c[r], minlength=G) for r in rows]).astype(np.float64)
         pos = np.stack([np.bincount(c[r], weights=y[r], minlength=G) for r in rows])
-        cnt = np.maximum(cnt + gen.normal(0.0, sd, cnt.shape), 1.0)
-        pos = np.clip(pos + gen.normal(0.0, sd, pos.shape), 0.0, cnt)
+        z = np.stack([v[2 * off : 2 * off + 2 * G] for v in noise])
+        cnt = np.maximum(cnt + z[:, :G], 1.0)
+        pos = np.clip(pos + z[:, G:], 0.0, cnt)
         out.append(GroupCounts(cnt, pos))
+        off += G
     return out
 
 
@@ -88,13 +91,19 @@ class FlatClipping:
     (Opacus's flat clipping, ``min(1, C / (||g|| + 1e-6))``). Releases nothing extra."""
 
     releases: tuple[Release, ...] = ()
+    noise_width = 0  # standard normals a model needs a step (from its own noise row)
 
     def __init__(self, max_grad_norm: float, n_models: int) -> None:
         self.C0 = float(max_grad_norm)
         self.K = n_models
 
+    def bind_noise(self, z: torch.Tensor) -> None:
+        """``z`` [K, noise_width]: this mechanism's part of the models' noise rows, refilled by
+        the trainer before every step."""
+        self.z = z
+
     def begin_step(self) -> None:
-        """Draw this step's release noise for all K models (none here)."""
+        """Prepare this step's release noise for all K models (none here)."""
 
     def factors(self, sq_norms: torch.Tensor, batch: BatchView) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample clipping factors [k, M] (0 on padding) and each model's largest bound [k]."""
@@ -118,12 +127,7 @@ class GroupAdaptiveClipping(FlatClipping):
     """
 
     def __init__(
-        self,
-        dp: DPConfig,
-        codes: torch.Tensor,
-        n_groups: int,
-        expected_group: torch.Tensor,
-        generator: torch.Generator,
+        self, dp: DPConfig, codes: torch.Tensor, n_groups: int, expected_group: torch.Tensor
     ) -> None:
         super().__init__(dp.max_grad_norm, expected_group.shape[0])
         self.tau, self.mode = float(dp.tau), dp.tau_mode
@@ -136,13 +140,12 @@ class GroupAdaptiveClipping(FlatClipping):
         small = expected_group < dp.min_group_batch  # [K, G]
         self.pool = small.float()
         self.expected_group = expected_group.clamp(min=1e-9)  # [K, G]
-        self.gen = generator
+        self.noise_width = n_groups
         self.ema: torch.Tensor | None = None  # smoothed noisy sums [K, G]
         self.trace: list[torch.Tensor] = []
 
     def begin_step(self) -> None:
-        # drawn for all K models at once, so the stream does not depend on the chunking
-        self.noise = torch.randn(self.K, self.G, generator=self.gen) * (self.sigma_n * self.C_est)
+        self.noise = self.z * (self.sigma_n * self.C_est)
         self.bounds = torch.empty(self.K, self.G)
 
     def factors(self, sq_norms: torch.Tensor, batch: BatchView) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,7 +196,6 @@ class PrivateFairnessSign:
         rows: list[np.ndarray],
         q: np.ndarray,
         stats: list[GroupCounts],
-        generator: torch.Generator,
     ) -> None:
         self.reduce = fairness.reduce
         self.lam = lam
@@ -212,11 +214,14 @@ class PrivateFairnessSign:
         # expected sizes of the compared groups in a Poisson batch
         self.exp_hi = (n[..., 0] * qt).clamp(min=1e-9)
         self.exp_lo = (n[..., 1] * qt).clamp(min=1e-9)
-        self.gen = generator
+        self.noise_width = 2 * self.T
+
+    def bind_noise(self, z: torch.Tensor) -> None:
+        self.z = z
 
     def begin_step(self) -> None:
         sd = self.sigma_f * math.sqrt(self.T)
-        self.noise = torch.randn(self.K, 2, self.T, generator=self.gen) * sd
+        self.noise = (self.z * sd).reshape(self.K, 2, self.T)
 
     def margin_grad(self, d: torch.Tensor, margin: torch.Tensor, batch: BatchView) -> torch.Tensor:
         """``d`` plus lambda times the gradient of the signed linearised gaps w.r.t. the margins."""

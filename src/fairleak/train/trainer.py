@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import ndtri
 
 from fairleak.errors import DataValidationError, ParameterError
 from fairleak.train.batches import BatchSampler
 from fairleak.train.config import DPConfig, FairnessConfig, TrainConfig
 from fairleak.train.dp import (
-    NormalStreams,
+    ModelNoise,
     calibrate_joint,
     clip_factors,
     compute_epsilon,
@@ -200,16 +201,18 @@ class _Trainer:
         self.fairness = fairness
         self.lam = torch.from_numpy(lam)
         self.dp = dp
-        # A DP release draws Poisson sampling and noise from fresh OS entropy, never stored, so
-        # that its noise cannot be replayed from the seeds (which fix initialisation only).
+        # Each model's Poisson sampling and noise come from its own private stream. A DP release
+        # draws it from fresh OS entropy, never stored, so that its noise cannot be replayed from
+        # the seeds (which then fix initialisation only); the reproducible mode derives it from
+        # the model's seed. Per model, so that any split into chunks or shards gives the same
+        # models.
         self.secure = dp is not None and dp.noise == "secure"
-        if self.secure:
-            entropy = np.random.SeedSequence()  # OS entropy
-            self.private_seeds = [int(v) for v in entropy.generate_state(self.K + 1, np.uint64)]
-        else:
-            base = int(np.random.SeedSequence(seeds).generate_state(1)[0])
-            self.private_seeds = [*seeds, base]
-        self.sampler = BatchSampler(self.rows, seeds, config.batch_size, self.private_seeds[: self.K])
+        root = [np.random.SeedSequence() for _ in seeds] if self.secure else [
+            np.random.SeedSequence([int(s), 0x5EC2E7]) for s in seeds
+        ]  # fmt: skip
+        self.private = [r.spawn(3) for r in root]  # sampling, noise, one-off counts
+        sampling = [int(c[0].generate_state(1, np.uint64)[0]) for c in self.private]
+        self.sampler = BatchSampler(self.rows, seeds, config.batch_size, sampling)
         self._init_params()
 
     # ------------------------------------------------------------------ parameters
@@ -458,13 +461,11 @@ class _Trainer:
 
     # ------------------------------------------------------------------ DP-SGD
     def _mechanisms(self, q: np.ndarray):
-        """The clipping rule and margin-gradient terms of this run (see mechanisms.py), each with
-        its own noise stream (separate from the gradient noise, so that with one group, every
-        C_k = C0, DP-SGD-S draws exactly DP-SGD's batches and gradient noise), and the one-off
-        release of group counts they need (None when they need none)."""
+        """The clipping rule and margin-gradient terms of this run (see mechanisms.py) and
+        whether they needed the one-off release of group counts. Their noise comes from each
+        model's noise row after its gradient noise (see ModelNoise)."""
         dp = self.dp
         assert dp is not None
-        base = self.private_seeds[-1]
         use_fair = self.fairness is not None and bool((self.lam > 0).any())
         codes = []
         if dp.group_clipping:
@@ -475,14 +476,13 @@ class _Trainer:
             codes += [self.groups_np[:, a] for a in range(self.groups_np.shape[1])]
         stats = None
         if codes:
-            gen = np.random.default_rng(np.random.SeedSequence([base, 0xC0C0]))
-            stats = release_group_counts(codes, self.y_np, self.rows, dp.count_noise_multiplier, gen)
+            gens = [np.random.default_rng(c[2]) for c in self.private]
+            stats = release_group_counts(codes, self.y_np, self.rows, dp.count_noise_multiplier, gens)
         if dp.group_clipping:
             exp_group = torch.from_numpy(stats[0].counts * q[:, None]).float()
             clip: FlatClipping = GroupAdaptiveClipping(
-                dp, torch.from_numpy(self.clip_groups), exp_group.shape[1], exp_group,
-                torch.Generator().manual_seed(base ^ 0xC11F),
-            )  # fmt: skip
+                dp, torch.from_numpy(self.clip_groups), exp_group.shape[1], exp_group
+            )
         else:
             clip = FlatClipping(dp.max_grad_norm, self.K)
         terms = []
@@ -492,10 +492,9 @@ class _Trainer:
                 PrivateFairnessSign(
                     self.fairness, dp, self.lam, self.y_np, self.groups_np, self.n_groups,
                     self.rows, q, stats[1 if dp.group_clipping else 0 :],
-                    torch.Generator().manual_seed(base ^ 0xFA1F),
                 )
             )
-        return clip, terms, base, stats is not None
+        return clip, terms, stats is not None
 
     def _calibrate(self, q: np.ndarray, steps: np.ndarray, extra: list[float], counts: bool):
         """Noise multiplier and epsilon of each model. Every release of a step (the gradient's
@@ -534,32 +533,34 @@ class _Trainer:
         B = self.cfg.batch_size
         q = np.minimum(1.0, B / self.n_rows)
         steps = self.cfg.epochs * np.ceil(self.n_rows / B).astype(int)
-        clip, terms, base, counts = self._mechanisms(q)
+        clip, terms, counts = self._mechanisms(q)
         releases = [*clip.releases, *(r for t in terms for r in t.releases)]
         sigma, eps = self._calibrate(q, steps, [r.noise_multiplier for r in releases], counts)
         self.clip = clip
         total = int(steps.max())
         expected_batch = torch.from_numpy(q * self.n_rows).float()
         sigma_t = torch.from_numpy(sigma).float()
-        # The gradient noise is drawn for the whole ensemble at once per step (a few fixed
-        # streams seeded by all model seeds, see NormalStreams): a generator per model costs a
-        # Python call per model and step, more than the training step itself. So under DP the
-        # same seeds give the same weights, but a model's noise depends on the ensemble it was
-        # trained in. One flat buffer, laid out as the gradients (each part contiguous).
-        # Gradient canaries (auditing) take their noise from the same buffer and streams.
+        # Every standard normal of a step, one row per model (its own generator, see ModelNoise):
+        # [gradient noise laid out like the model's parameters | each mechanism's draws |
+        # gradient canaries' noise and sampling draws].
         canaries = getattr(self, "canaries", None)
-        n_can = 0 if canaries is None else canaries.size
-        sizes = [g.numel() for g in self.grads]
-        noise_flat = torch.empty(sum(sizes) + n_can)
-        parts = torch.split(noise_flat, [*sizes, n_can])
+        m = 0 if canaries is None else canaries.shape[1]
+        sizes = [g[0].numel() for g in self.grads]
+        widths = [*sizes, clip.noise_width, *(t.noise_width for t in terms), m, m]
+        P = sum(sizes)  # the gradient noise first, as its own segment
+        noise = ModelNoise(self.K, [P, sum(widths) - P],
+                           [int(c[1].generate_state(1, np.uint64)[0]) for c in self.private])  # fmt: skip
+        parts = torch.split(noise.buf, widths, dim=1)
         noise_views = [v.view(g.shape) for v, g in zip(parts, self.grads, strict=False)]
-        noise = NormalStreams(noise_flat, base ^ 0x5EED)
+        clip.bind_noise(parts[len(sizes)])
+        for i, t in enumerate(terms):
+            t.bind_noise(parts[len(sizes) + 1 + i])
         if canaries is not None:
-            can_noise = parts[-1].view(canaries.shape)
+            can_noise, can_draw = parts[-2], parts[-1]
             can_in = torch.from_numpy(canaries).float()
             can_sum = torch.zeros(canaries.shape, dtype=torch.float64)
-            can_gen = torch.Generator().manual_seed(base ^ 0xCA4A)
-            q_t = torch.from_numpy(q).float().view(-1, 1)
+            # a canary is sampled when its standard normal draw is below Phi^-1(q): Bernoulli(q)
+            cut = torch.from_numpy(ndtri(q)).float().view(-1, 1)
             C0 = float(dp.max_grad_norm)
         x_sq = sq_norm(self.X)  # the data's squared row norms, for the first layer's ghost norm
         block = int(max(1, np.ceil(self.n_rows / B).max()))  # draw an epoch's batches at once
@@ -573,6 +574,7 @@ class _Trainer:
             idx = torch.from_numpy(idx_blk[j, :, :w])
             validf, yb = valid_blk[j, :, :w], y_blk[j, :, :w]
             active = torch.from_numpy(step < steps).float()
+            noise.fill()
             clip.begin_step()
             for t in terms:
                 t.begin_step()
@@ -588,12 +590,11 @@ class _Trainer:
                 c, C_max[ch.sl] = clip.factors(sq, batch)
                 self._param_grads_into(acts, dzs, d, ch, clip=c)
             scale = (sigma_t * C_max).view(-1)
-            noise.fill()
             for gr, nz in zip(self.grads, noise_views, strict=True):
                 shape = (self.K,) + (1,) * (gr.ndim - 1)
                 gr.addcmul_(nz, scale.view(shape)).div_(expected_batch.view(shape))
             if canaries is not None:  # each canary's coordinate: clipped sum plus the same noise
-                sampled = (torch.rand(canaries.shape, generator=can_gen) < q_t).float() * can_in
+                sampled = (can_draw < cut).float() * can_in
                 released = C0 * clip_factors(torch.full(canaries.shape, C0 * C0), C_max.view(-1, 1)) * sampled
                 released = released + can_noise * scale.view(-1, 1)
                 can_sum += (released * active.view(-1, 1)).double() / C0
