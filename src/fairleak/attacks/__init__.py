@@ -23,6 +23,15 @@ from fairleak.attacks.designs import (
     shadow_masks,
     shadow_pair_split,
 )
+from fairleak.attacks.dp_audit import (
+    EpsilonBound,
+    audit_epsilon,
+    clopper_pearson_upper,
+    multi_run_ceiling,
+    one_run_epsilon,
+    one_run_p_value,
+    split_halves,
+)
 from fairleak.attacks.fdmia import FDMIAResult, fd_mia, fd_mia_features
 from fairleak.attacks.group_risk import (
     GroupRiskResult,
@@ -60,6 +69,7 @@ __all__ = [
     "AttackMetrics",
     "AttackResult",
     "AttackScores",
+    "EpsilonBound",
     "FDMIAResult",
     "GroupRiskResult",
     "LiRA",
@@ -69,7 +79,9 @@ __all__ = [
     "ThresholdAttack",
     "ThresholdRule",
     "attack_metrics",
+    "audit_epsilon",
     "best_threshold",
+    "clopper_pearson_upper",
     "confidence_score",
     "correctness_score",
     "default_attacks",
@@ -86,6 +98,9 @@ __all__ = [
     "make_attack",
     "membership_score",
     "modified_entropy_score",
+    "multi_run_ceiling",
+    "one_run_epsilon",
+    "one_run_p_value",
     "pa_alooa_masks",
     "paired_half_masks",
     "register_attack",
@@ -96,6 +111,7 @@ __all__ = [
     "shadow_features",
     "shadow_masks",
     "shadow_pair_split",
+    "split_halves",
     "threshold_for_fpr",
     "tpr_at_fpr",
 ]

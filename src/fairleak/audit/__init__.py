@@ -25,6 +25,7 @@ from fairleak.audit.stages import (
     register_stage,
 )
 from fairleak.audit.target import AuditTarget, load_fitted_model, recipe_of
+from fairleak.audit import white_box  # noqa: E402,F401  (registers the gradient-canary scorer)
 
 __all__ = [
     "STAGES",
