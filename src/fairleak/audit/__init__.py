@@ -4,6 +4,7 @@
 fitted yourself; :mod:`fairleak.audit.api` has single pieces (attacks, FD-MIA, PA-ALOOA) on arrays.
 """
 
+from fairleak.audit import white_box  # noqa: F401  (registers the gradient-canary scorer)
 from fairleak.audit.api import run_attacks, run_fd_mia, run_pa_alooa
 from fairleak.audit.config import (
     AuditConfig,
@@ -25,7 +26,6 @@ from fairleak.audit.stages import (
     register_stage,
 )
 from fairleak.audit.target import AuditTarget, load_fitted_model, recipe_of
-from fairleak.audit import white_box  # noqa: E402,F401  (registers the gradient-canary scorer)
 
 __all__ = [
     "STAGES",
