@@ -85,6 +85,7 @@ class FlipConfig(Params):
     mean_smoothing: float = Field(0.9, ge=0, lt=1, description="moving average of released group means")
     groups: str = Field("first", description="'first' protected attribute, 'intersection', or a column name")
     min_cell: int = Field(200, ge=1, description="intersection groups need this many rows each")
+    min_group_rows: int = Field(200, ge=1, description="smaller groups are pooled for sampling")
     marginal: Literal["data", "balanced"] = Field("data", description="protected attributes of generated rows")
     n_bins: int = Field(20, ge=2, description="quantile bins per numeric column")
     pre_share: float = Field(0.05, gt=0, lt=0.5, description="epsilon share of the numeric-bin histogram")
@@ -120,7 +121,7 @@ class FlipLiteSynthesizer(BaseEstimator):
         batch_size: int = 256, lr: float = 2e-3, hidden: int = 128, latent: int = 16,
         beta: float = 1.0, align_weight: float = 1.0, max_grad_norm: float = 1.0,
         latent_clip: float = 3.0, mean_smoothing: float = 0.9, groups: str = "first",
-        min_cell: int = 200, marginal: str = "data", n_bins: int = 20, pre_share: float = 0.05,
+        min_cell: int = 200, min_group_rows: int = 200, marginal: str = "data", n_bins: int = 20, pre_share: float = 0.05,
         count_share: float = 0.05, mean_share: float = 0.1, max_rate: float = 0.1,
         accountant: str = "rdp", noise: str = "secure", schema: TableSchema | None = None,
         random_state: int | None = None,
@@ -128,6 +129,7 @@ class FlipLiteSynthesizer(BaseEstimator):
         self.epsilon, self.delta, self.epochs, self.batch_size, self.lr = epsilon, delta, epochs, batch_size, lr
         self.hidden, self.latent, self.beta, self.align_weight = hidden, latent, beta, align_weight
         self.max_grad_norm, self.latent_clip, self.mean_smoothing = max_grad_norm, latent_clip, mean_smoothing
+        self.min_group_rows = min_group_rows
         self.groups, self.min_cell, self.marginal, self.n_bins = groups, min_cell, marginal, n_bins
         self.pre_share, self.count_share, self.mean_share, self.max_rate = pre_share, count_share, mean_share, max_rate
         self.accountant, self.noise, self.schema, self.random_state = accountant, noise, schema, random_state
@@ -181,8 +183,31 @@ class FlipLiteSynthesizer(BaseEstimator):
         noisy_counts = np.maximum(noisy_counts, 1.0)
 
         view_col, view = self._view(cfg, protected, sens, cell_labels, cells, cell_idx, noisy_counts, notes)
-        groups, g_idx = np.unique(view, return_inverse=True)
-        cell_group = np.array([int(np.searchsorted(groups, v)) for v in self._cell_view(cell_values, protected, view_col)])
+        values, v_idx = np.unique(view, return_inverse=True)
+        cell_value = np.array([int(np.searchsorted(values, v)) for v in self._cell_view(cell_values, protected, view_col)])
+        n_value = np.bincount(cell_value, weights=noisy_counts, minlength=len(values))
+        # groups under min_group_rows (noisy count) are pooled into one sampling group (their
+        # sampling rate would otherwise need enormous noise); a pool still too small joins the
+        # largest group
+        small = n_value < cfg.min_group_rows
+        if small.any() and (~small).any():
+            names = [str(v) for v in values[~small]]
+            pooled = n_value[small].sum() >= cfg.min_group_rows
+            if pooled:
+                names.append("pooled: " + ", ".join(str(v) for v in values[small]))
+            big = int(np.argmax(n_value))
+            to_group = np.empty(len(values), np.int64)
+            to_group[~small] = np.arange(int((~small).sum()))
+            to_group[small] = len(names) - 1 if pooled else int(to_group[big])
+            notes.append(f"Group(s) {[str(v) for v in values[small]]} of '{view_col}' have under "
+                         f"{cfg.min_group_rows} rows (noisy count): sampled "
+                         f"{'as one pooled group' if pooled else 'with the largest group'}.")  # fmt: skip
+        else:
+            names = [str(v) for v in values]
+            to_group = np.arange(len(values))
+        groups = np.asarray(names, dtype=object)
+        g_idx = to_group[v_idx]
+        cell_group = to_group[cell_value]
         n_groups = len(groups)
         n_tilde = np.bincount(cell_group, weights=noisy_counts, minlength=n_groups)
 
