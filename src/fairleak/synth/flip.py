@@ -20,8 +20,10 @@ diffusion prior.
    clipping would no longer bound a record's influence). The group means are released at every
    step from the same Poisson batch (clipped at norm R, noise ``sigma_m,g R``): one batch released
    twice is one subsampled Gaussian with the joint multiplier
-   (:func:`fairleak.train.dp.joint_noise_multiplier`), calibrated with
-   :func:`fairleak.train.dp.calibrate_joint`.
+   (:func:`fairleak.train.dp.joint_noise_multiplier`); the joint multiplier a group needs comes
+   from :func:`fairleak.train.dp.noise_multiplier_for` (Opacus, composed with the one-off
+   releases), the means take ``mean_share`` of its precision and the gradient the rest (the split
+   of :func:`fairleak.train.dp.calibrate_joint`).
 3. **Protected attributes are not model inputs**: they are drawn from a DP-noised (or balanced)
    marginal and a row's latent code from its group's released mean, ``z ~ N(m~_g, I)``. Without
    alignment the groups' means differ and the synthetic features keep their dependence on the
@@ -36,6 +38,7 @@ then the report says "preprocessing not private").
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import zlib
@@ -53,10 +56,10 @@ from fairleak.data import intersection_labels
 from fairleak.errors import DataValidationError, ParameterError
 from fairleak.synth.schema import TableEncoder, TableSchema, pre_noise_multiplier
 from fairleak.synth.vae import TabularVAE, per_sample_loss
-from fairleak.train.dp import calibrate_joint, compute_epsilon, joint_noise_multiplier, noise_multiplier_for
+from fairleak.train.dp import compute_epsilon, joint_noise_multiplier, noise_multiplier_for
 from fairleak.validation import Params
 
-__all__ = ["FlipConfig", "FlipLiteSynthesizer", "child_seed"]
+__all__ = ["FlipConfig", "FlipLiteSynthesizer", "child_seed", "per_sample_gradients"]
 
 Progress = Callable[[int, int], None]
 
@@ -66,6 +69,25 @@ def child_seed(seed: int, *names: str) -> int:
     ``fairleak.audit.seeds.named_seed``, which ``synth`` may not import)."""
     key = tuple(zlib.crc32(n.encode()) for n in names)
     return int(np.random.SeedSequence(int(seed), spawn_key=key).generate_state(1, np.uint32)[0])
+
+
+@functools.lru_cache(maxsize=256)
+def _joint_multiplier(epsilon: float, delta: float, q: float, steps: int, accountant: str,
+                      one_off: tuple[tuple[float, float, int], ...]) -> float:  # fmt: skip
+    """The multiplier of one group's per-step release (Opacus, with the one-off releases);
+    cached: a pure function, and each call runs Opacus's accountant tens of times."""
+    return noise_multiplier_for(epsilon, delta, q, steps, accountant, one_off)
+
+
+def per_sample_gradients(model: TabularVAE, beta: float, weight: float) -> Callable[..., dict[str, torch.Tensor]]:
+    """``f(params, x, eps, direction) -> {name: [B, *shape]}``: each row's gradient of its own
+    loss (``torch.func.vmap`` of ``grad``; no row sees another, which per-sample clipping needs)."""
+
+    def one_loss(p: dict[str, torch.Tensor], x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, p, (x[None], e[None]))
+        return per_sample_loss(model, out, x[None], d[None], beta, weight)[0]
+
+    return vmap(grad(one_loss), in_dims=(None, 0, 0, 0))
 
 
 class FlipConfig(Params):
@@ -248,10 +270,11 @@ class FlipLiteSynthesizer(BaseEstimator):
         if private:
             assert cfg.epsilon is not None
             for g in range(n_groups):
-                eff = noise_multiplier_for(cfg.epsilon, cfg.delta, float(q[g]), steps, cfg.accountant, one_off)
+                eff = _joint_multiplier(cfg.epsilon, cfg.delta, float(q[g]), steps, cfg.accountant, tuple(one_off))
                 sigma_m[g] = eff / math.sqrt(cfg.mean_share)
-                sigma_g[g] = calibrate_joint(cfg.epsilon, cfg.delta, float(q[g]), steps, cfg.accountant,
-                                             [sigma_m[g]], one_off)  # fmt: skip
+                # calibrate_joint's closed form (sigma^-2 = sigma_eff^-2 - sigma_m^-2) on the
+                # sigma_eff just computed (calling it would repeat the bisection)
+                sigma_g[g] = (eff**-2 - sigma_m[g] ** -2) ** -0.5
                 joint = joint_noise_multiplier([sigma_g[g], sigma_m[g]])
                 eps_g[g] = compute_epsilon([(joint, float(q[g]), steps), *one_off], cfg.delta, cfg.accountant)
 
@@ -266,11 +289,7 @@ class FlipLiteSynthesizer(BaseEstimator):
         history: list[float] = []
         names = [k for k, _ in model.named_parameters()]
 
-        def one_loss(p: dict[str, torch.Tensor], x: torch.Tensor, e: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-            out = functional_call(model, p, (x[None], e[None]))
-            return per_sample_loss(model, out, x[None], d[None], cfg.beta, cfg.align_weight)[0]
-
-        per_sample_grads = vmap(grad(one_loss), in_dims=(None, 0, 0, 0))
+        per_sample_grads = per_sample_gradients(model, cfg.beta, cfg.align_weight)
         noise_scale = cfg.max_grad_norm / n_groups * math.sqrt(float(((sigma_g / b_g) ** 2).sum()))
         epoch_loss, epoch_rows = 0.0, 0
         for t in range(steps):
