@@ -133,6 +133,8 @@ class FairOversampler(BaseEstimator):
     attributes a cell's group is their intersection. ``generator``: ``"smote"`` (SMOTE-NC,
     ``k_neighbors``), ``"cart"`` or ``"vae"`` (FLIP-lite per cell; ``vae_params`` passed to
     :class:`~fairleak.synth.FlipLiteSynthesizer`, default non-private, 30 epochs).
+    ``small_cells``: a cell to grow with too few rows to learn from (none; one for SMOTE) is an
+    error, or ``"skip"``: left as it is and reported in ``notes_``.
 
     Attributes after ``fit_resample``: ``targets_`` and ``counts_`` per cell, ``added_`` (rows
     added per cell), ``sample_indices_`` (positions of the original rows in the output, which
@@ -144,7 +146,8 @@ class FairOversampler(BaseEstimator):
         self, strategy: Literal["class", "protected", "class_protected", "same_class"] = "class_protected",
         generator: Literal["smote", "cart", "vae"] = "smote", *, protected: Sequence[str] | None = None,
         k_neighbors: int = 5, min_samples_leaf: int = 5, min_vae_cell: int = 50,
-        vae_params: dict[str, Any] | None = None, random_state: int | None = None,
+        vae_params: dict[str, Any] | None = None, small_cells: Literal["error", "skip"] = "error",
+        random_state: int | None = None,
     ) -> None:  # fmt: skip
         self.strategy = strategy
         self.generator = generator
@@ -153,6 +156,7 @@ class FairOversampler(BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.min_vae_cell = min_vae_cell
         self.vae_params = vae_params
+        self.small_cells = small_cells
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, *, sensitive_features: Any = None) -> FairOversampler:
@@ -207,11 +211,16 @@ class FairOversampler(BaseEstimator):
         rng = np.random.default_rng(child_seed(seed, "oversample", self.generator))
         notes: list[str] = []
         need = {c: targets[c] - counts[c] for c in targets if targets[c] > counts[c]}
-        empty = [c for c in need if counts[c] == 0]
-        if empty:
+        too_few = 2 if self.generator == "smote" else 1
+        empty = [c for c in need if counts[c] < too_few]
+        if empty and self.small_cells == "skip":
+            for c in empty:
+                del need[c]
+            notes.append(f"cell(s) {[f'{g}|{y}' for g, y in empty]} have under {too_few} row(s) to learn from: not grown.")
+        elif empty:
             raise DataValidationError(
-                f"Cell(s) {empty} have no rows to learn from but the '{self.strategy}' strategy asks for "
-                "rows there; use another strategy or merge groups."
+                f"Cell(s) {empty} have under {too_few} row(s) to learn from but the '{self.strategy}' strategy "
+                "asks for rows there; use another strategy, merge groups, or small_cells='skip'."
             )
         rows_of = {c: np.flatnonzero((group == c[0]) & (y01 == c[1])) for c in need}
         synth = self._generate(Xf, rows_of, need, rng, notes) if need else {}
