@@ -45,7 +45,7 @@ def test_epsilon_equals_opacus_accountant_per_group(accountant):
     p = m.privacy_
     assert p["preprocessing_private"] and p["bin_noise_multiplier"] > 0 and p["count_noise_multiplier"] > 0
     eps = []
-    for g, v in p["groups"].items():
+    for v in p["groups"].values():
         # independent: Opacus's accountant with the history written out here
         joint = (v["noise_multiplier"] ** -2 + v["mean_noise_multiplier"] ** -2) ** -0.5
         acc = RDPAccountant() if accountant == "rdp" else PRVAccountant()

@@ -8,7 +8,12 @@ from sklearn.pipeline import make_pipeline
 
 from fairleak.data import TabularPreprocessor
 from fairleak.errors import DataValidationError, ParameterError
-from fairleak.synth.oversample import STRATEGIES, FairOversampler, OversampledClassifier, cart_synthesize
+from fairleak.synth.oversample import (
+    STRATEGIES,
+    FairOversampler,
+    OversampledClassifier,
+    cart_synthesize,
+)
 
 
 def table(n=800, seed=0):

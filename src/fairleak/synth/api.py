@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import time
 import resource
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +158,7 @@ def run_synth(
         "data": {"name": table.name, "rows": len(table.data), "train_rows": len(train),
                  "holdout_rows": None if holdout is None else len(holdout),
                  "test_rows": None if test is None else len(test), "label": table.label,
-                 "positive": table.positive, "protected": table.protected, "notes": table.notes},  # fmt: skip
+                 "positive": table.positive, "protected": table.protected, "notes": table.notes},
         "synthetic_rows": n_rows,
         "params": {**{k: v for k, v in syn.get_params().items() if k != "schema"}},
         "privacy": syn.privacy_,

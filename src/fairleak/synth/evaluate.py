@@ -305,12 +305,12 @@ def evaluate_synthetic(
     return {
         "fidelity": fidelity(train, syn),
         "utility": utility_and_fairness(syn, train, test, label=label, positive=positive,
-                                        protected=protected, seed=seed, n_bootstrap=n_bootstrap),  # fmt: skip
+                                        protected=protected, seed=seed, n_bootstrap=n_bootstrap),
         "protected_predictability": {
             "attribute": protected[0],
             "synthetic": protected_predictability(syn, protected[0], drop, seed=seed),
             "real": protected_predictability(train, protected[0], drop, seed=seed),
         },
         "privacy": privacy(syn, train, holdout, protected=protected, seed=seed, max_rows=max_rows,
-                           n_bootstrap=n_bootstrap),  # fmt: skip
+                           n_bootstrap=n_bootstrap),
     }

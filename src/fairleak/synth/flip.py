@@ -43,7 +43,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -347,7 +347,7 @@ class FlipLiteSynthesizer(BaseEstimator):
         self.group_means_ = means.numpy().astype(np.float64)
         self.cells_ = [list(v) for v in cell_values]
         self.cell_group_ = cell_group
-        p = np.clip(noisy_counts - (0 if not private else 0), 0, None)
+        p = np.clip(noisy_counts, 0, None)
         self.cell_probs_ = p / p.sum()
         self.dtypes_ = {c: data[c].dtype for c in features}
         self.history_ = history
@@ -367,7 +367,7 @@ class FlipLiteSynthesizer(BaseEstimator):
                                  "mean_noise_multiplier": float(sigma_m[g]),
                                  "joint_noise_multiplier": joint_noise_multiplier([sigma_g[g], sigma_m[g]]) if private else 0.0}
                 for g in range(n_groups)
-            },  # fmt: skip
+            },
             "group_view": view_col,
             "steps": steps,
             "max_grad_norm": cfg.max_grad_norm,
@@ -381,7 +381,7 @@ class FlipLiteSynthesizer(BaseEstimator):
                 "group counts (Gaussian histogram, once)",
                 *(["numeric bins (Gaussian histogram over public bounds, once)"] if sigma_pre > 0 else []),
                 "training: clipped gradients and clipped latent group means, every step, one Poisson batch (joint multiplier)",
-            ] if private else []),  # fmt: skip
+            ] if private else []),
             "not_covered": ["the schema (public by assumption)" if schema.public else
                             "the schema: read from the training rows (preprocessing not private)"],
         }
