@@ -95,12 +95,12 @@ class FlipConfig(Params):
 
     epsilon: float | None = Field(3.0, gt=0, description="target epsilon; None: not private")
     delta: float = Field(1e-5, gt=0, lt=1)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(256, ge=2, description="expected rows per step, all groups together")
-    lr: float = Field(2e-3, gt=0)
-    hidden: int = Field(128, ge=4)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(1024, ge=2, description="expected rows per step, all groups together")
+    lr: float = Field(1e-2, gt=0)
+    hidden: int = Field(64, ge=4)
     latent: int = Field(16, ge=1)
-    beta: float = Field(1.0, ge=0, description="KL weight")
+    beta: float = Field(0.1, ge=0, description="KL weight (small: less posterior collapse under DP noise)")
     align_weight: float = Field(1.0, ge=0, description="lambda of the latent alignment penalty")
     max_grad_norm: float = Field(1.0, gt=0, description="clipping bound C")
     latent_clip: float = Field(3.0, gt=0, description="R: clipping norm of latent means in their release")
@@ -139,9 +139,9 @@ class FlipLiteSynthesizer(BaseEstimator):
     """
 
     def __init__(
-        self, *, epsilon: float | None = 3.0, delta: float = 1e-5, epochs: int = 30,
-        batch_size: int = 256, lr: float = 2e-3, hidden: int = 128, latent: int = 16,
-        beta: float = 1.0, align_weight: float = 1.0, max_grad_norm: float = 1.0,
+        self, *, epsilon: float | None = 3.0, delta: float = 1e-5, epochs: int = 20,
+        batch_size: int = 1024, lr: float = 1e-2, hidden: int = 64, latent: int = 16,
+        beta: float = 0.1, align_weight: float = 1.0, max_grad_norm: float = 1.0,
         latent_clip: float = 3.0, mean_smoothing: float = 0.9, groups: str = "first",
         min_cell: int = 200, min_group_rows: int = 200, marginal: str = "data", n_bins: int = 20, pre_share: float = 0.05,
         count_share: float = 0.05, mean_share: float = 0.1, max_rate: float = 0.1,
