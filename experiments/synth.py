@@ -102,7 +102,7 @@ def oversample_study(dataset: str, rows: int | None, seed: int, out: Path) -> No
     print(f"wrote {path}")
 
 
-def flip_study(dataset: str, epochs: int, seed: int, out: Path, eval_rows: int) -> None:
+def flip_study(dataset: str, epochs: int, seed: int, out: Path, eval_rows: int, epsilons: list[float | None]) -> None:
     """FLIP-lite at epsilon 1, 3, 10 (and not private) with and without alignment."""
     table = load_synth_table(dataset)
     train, holdout, test = split_for_evaluation(table, seed=seed)
@@ -110,7 +110,7 @@ def flip_study(dataset: str, epochs: int, seed: int, out: Path, eval_rows: int) 
     small = train.iloc[rng.choice(len(train), min(eval_rows, len(train)), replace=False)].reset_index(drop=True)
     drop = [c for c in table.protected if c != table.protected[0]]
     records = []
-    for eps in (1.0, 3.0, 10.0, None):
+    for eps in epsilons:
         for lam in (0.0, 1.0):
             t0 = time.perf_counter()
             m = FlipLiteSynthesizer(epsilon=eps, epochs=epochs, align_weight=lam, schema=table.schema,
@@ -150,7 +150,8 @@ def flip_study(dataset: str, epochs: int, seed: int, out: Path, eval_rows: int) 
     real_pred = protected_predictability(train, table.protected[0], drop, seed=seed)
     for r in records:
         r["s_predictability_real"] = real_pred
-    path = out / f"synth_flip_{dataset}.csv"
+    tag = "_".join("inf" if e is None else f"{e:g}" for e in epsilons)
+    path = out / f"synth_flip_{dataset}_eps{tag}.csv"
     pd.DataFrame(records).to_csv(path, index=False)
     print(f"wrote {path}")
 
@@ -170,6 +171,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=None, help="subsample the table first (oversample)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--eval-rows", type=int, default=3000)
+    ap.add_argument("--eps", default="1,3,10,inf", help="epsilons (flip), 'inf' = not private")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--table", action="store_true")
@@ -180,7 +182,8 @@ def main() -> None:
     elif a.part == "oversample":
         oversample_study(a.dataset, a.rows, a.seed, a.out)
     else:
-        flip_study(a.dataset, a.epochs, a.seed, a.out, a.eval_rows)
+        eps = [None if e.strip() == "inf" else float(e) for e in a.eps.split(",")]
+        flip_study(a.dataset, a.epochs, a.seed, a.out, a.eval_rows, eps)
 
 
 if __name__ == "__main__":
