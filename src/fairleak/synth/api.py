@@ -177,4 +177,17 @@ def run_synth(
             protected=table.protected, seed=seed, max_rows=max_eval_rows, n_bootstrap=n_bootstrap,
         )  # fmt: skip
         results["timing"]["evaluate_seconds"] = time.perf_counter() - t1
-    return SynthResult(out, results, syn)
+    return SynthResult(out, _json_safe(results), syn)
+
+
+def _json_safe(v: Any) -> Any:
+    """Plain JSON: numpy scalars to Python, non-finite floats to None (never NaN in files)."""
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
