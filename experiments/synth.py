@@ -156,12 +156,41 @@ def flip_study(dataset: str, epochs: int, seed: int, out: Path, eval_rows: int, 
     print(f"wrote {path}")
 
 
+def _md(df: pd.DataFrame) -> str:
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "–" if np.isnan(v) else f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 def tables(out: Path) -> None:
-    for f in sorted(out.glob("synth_*.csv")):
+    """The tables of docs/EXPERIMENTS.md, from the CSV files."""
+    for f in sorted(out.glob("synth_oversample_*.csv")):
         df = pd.read_csv(f)
-        print(f"\n### {f.name}\n")
-        cols = [c for c in df.columns if c != "notes"]
-        print(df[cols].to_markdown(index=False, floatfmt=".3f"))
+        inter = next(c for c in df.columns if c.startswith("equalized_odds_difference[") and "*" in c)
+        cols = {"strategy": "strategy", "generator": "gen", "added": "added", "accuracy": "acc", "auc": "AUC",
+                "balanced_error": "BER", "demographic_parity_difference[sex]": "DP sex",
+                "equalized_odds_difference[sex]": "EOD sex", "demographic_parity_difference[race]": "DP race",
+                "equalized_odds_difference[race]": "EOD race", inter: "EOD sex x race", "mia_auc": "MIA AUC"}  # fmt: skip
+        groups = [c for c in df.columns if c.startswith("mia_auc[") and df[c].notna().all()]
+        table = df[list(cols) + groups].rename(columns={**cols, **{g: g.removeprefix("mia_auc[").rstrip("]") for g in groups}})
+        print(f"\n### {f.stem} ({int(df['members'][0])} members)\n\n{_md(table)}")
+    for f in sorted(out.glob("synth_flip_*.csv")):
+        df = pd.read_csv(f)
+        first = "sex" if "demographic_parity_difference[sex]_synthetic" in df.columns else "race"
+        cols = {"epsilon": "target eps", "align_weight": "lambda", "epsilon_accountant": "eps (accountant)",
+                "fit_seconds": "fit s", "mean_tvd": "mean TVD", "association_diff": "assoc. diff",
+                "hgb_auc_synthetic": "TSTR AUC (HGB)", "hgb_auc_real": "TRTR AUC", "lr_auc_synthetic": "TSTR AUC (LR)",
+                f"demographic_parity_difference[{first}]_synthetic": f"DP {first} (syn)",
+                f"demographic_parity_difference[{first}]_real": f"DP {first} (real)",
+                "s_predictability_syn": "S-pred (syn)", "s_predictability_real": "S-pred (real)",
+                "dcr_share": "DCR share", "gen_mia_auc": "gen. MIA AUC"}  # fmt: skip
+        cols = {k: v for k, v in cols.items() if k in df.columns}
+        print(f"\n### {f.stem}\n\n{_md(df[list(cols)].rename(columns=cols))}")
 
 
 def main() -> None:
