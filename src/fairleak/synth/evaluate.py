@@ -198,13 +198,17 @@ def utility_and_fairness(
 def protected_predictability(df: pd.DataFrame, protected: str, drop: Sequence[str], *, seed: int = 0,
                              max_rows: int = 5000) -> float | None:  # fmt: skip
     """5-fold AUC of predicting ``protected`` from the other columns within ``df`` (macro
-    one-vs-rest for several groups; 0.5 = the columns say nothing about it)."""
+    one-vs-rest for several groups, those with 10 rows or more; 0.5 = the columns say nothing
+    about it)."""
     rng = np.random.default_rng(child_seed(seed, "predictability"))
     if len(df) > max_rows:
         df = df.iloc[rng.choice(len(df), max_rows, replace=False)]
     s = df[protected].astype(str).to_numpy()
+    names, counts = np.unique(s, return_counts=True)
+    keep = np.isin(s, names[counts >= 10])  # groups under 10 rows cannot be cross-validated
+    df, s = df[keep], s[keep]
     classes, y = np.unique(s, return_inverse=True)
-    if len(classes) < 2 or np.bincount(y).min() < 5:
+    if len(classes) < 2:
         return None
     X = df.drop(columns=[protected, *drop]).reset_index(drop=True)
     model = make_pipeline(TabularPreprocessor(), HistGradientBoostingClassifier(max_iter=50, random_state=seed))
