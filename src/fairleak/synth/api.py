@@ -177,6 +177,8 @@ def run_synth(
             protected=table.protected, seed=seed, max_rows=max_eval_rows, n_bootstrap=n_bootstrap,
         )  # fmt: skip
         results["timing"]["evaluate_seconds"] = time.perf_counter() - t1
+        if progress is not None:
+            progress("evaluate", 1, 1)
     return SynthResult(out, _json_safe(results), syn)
 
 
