@@ -11,7 +11,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 
 from fairleak.errors import DataValidationError, ParameterError
 from fairleak.synth import FlipLiteSynthesizer, TableSchema, TabularVAE
-from fairleak.synth.flip import per_sample_gradients
+from fairleak.synth.flip import balanced_poisson_batch, per_sample_gradients
 from fairleak.synth.vae import per_sample_loss
 
 
@@ -76,6 +76,23 @@ def test_per_sample_gradients_match_a_loop():
         per_sample_loss(model, model(x[i : i + 1], eps[i : i + 1]), x[i : i + 1], d[i : i + 1], 1.0, 0.7).sum().backward()
         for k, prm in model.named_parameters():
             torch.testing.assert_close(g[k][i], prm.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_balanced_sampler_includes_each_group_at_its_rate():
+    members = [np.arange(0, 5000), np.arange(5000, 5500)]
+    rates = [0.01, 0.1]  # equal expected counts (50 a step) from unequal groups
+    rng = np.random.default_rng(0)
+    hits = np.zeros(5500)
+    sizes = []
+    for _ in range(400):
+        rows, grp = balanced_poisson_batch(members, rates, rng)
+        assert np.array_equal(grp, (rows >= 5000).astype(int))
+        hits[rows] += 1
+        sizes.append(np.bincount(grp, minlength=2))
+    for m, q in zip(members, rates, strict=True):
+        rate = hits[m].mean() / 400
+        assert abs(rate - q) < 4 * np.sqrt(q * (1 - q) / (400 * len(m)))
+    assert np.abs(np.mean(sizes, 0) - 50).max() < 2
 
 
 def test_reproducible_mode_replays_and_secure_mode_does_not():

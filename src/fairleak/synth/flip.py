@@ -59,7 +59,7 @@ from fairleak.synth.vae import TabularVAE, per_sample_loss
 from fairleak.train.dp import compute_epsilon, joint_noise_multiplier, noise_multiplier_for
 from fairleak.validation import Params
 
-__all__ = ["FlipConfig", "FlipLiteSynthesizer", "child_seed", "per_sample_gradients"]
+__all__ = ["FlipConfig", "FlipLiteSynthesizer", "balanced_poisson_batch", "child_seed", "per_sample_gradients"]
 
 Progress = Callable[[int, int], None]
 
@@ -69,6 +69,17 @@ def child_seed(seed: int, *names: str) -> int:
     ``fairleak.audit.seeds.named_seed``, which ``synth`` may not import)."""
     key = tuple(zlib.crc32(n.encode()) for n in names)
     return int(np.random.SeedSequence(int(seed), spawn_key=key).generate_state(1, np.uint32)[0])
+
+
+def balanced_poisson_batch(
+    members: Sequence[np.ndarray], rates: Sequence[float], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One group-balanced Poisson batch: each row of group g (``members[g]``) is included
+    independently with probability ``rates[g]``. Returns the rows and their group index."""
+    picked = [m[rng.random(len(m)) < q] for m, q in zip(members, rates, strict=True)]
+    rows = np.concatenate(picked) if picked else np.empty(0, np.int64)
+    grp = np.concatenate([np.full(len(p), g, dtype=np.int64) for g, p in enumerate(picked)]) if picked else np.empty(0, np.int64)
+    return rows.astype(np.int64), grp
 
 
 @functools.lru_cache(maxsize=256)
@@ -293,9 +304,7 @@ class FlipLiteSynthesizer(BaseEstimator):
         noise_scale = cfg.max_grad_norm / n_groups * math.sqrt(float(((sigma_g / b_g) ** 2).sum()))
         epoch_loss, epoch_rows = 0.0, 0
         for t in range(steps):
-            picked = [m[np_rng.random(len(m)) < q[g]] for g, m in enumerate(members)]
-            rows = np.concatenate(picked) if picked else np.empty(0, np.int64)
-            grp = np.concatenate([np.full(len(p), g) for g, p in enumerate(picked)]).astype(np.int64)
+            rows, grp = balanced_poisson_batch(members, q, np_rng)
             x = x_all[rows]
             eps = torch.randn(len(rows), cfg.latent, generator=gen)
             m_bar = means.mean(0)
