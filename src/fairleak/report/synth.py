@@ -54,7 +54,7 @@ def render_synth_report(results: dict[str, Any]) -> str:
         out.append(f"<p class='note'>{_e(note)}</p>")
     out.append("<h2>Privacy (what epsilon covers)</h2>")
     eps = r.get("epsilon")
-    out.append(f"<p>epsilon = <b>{_n(eps)}</b>, delta = {_n(priv.get('delta'), 7)} ({_e(priv.get('accountant'))} "
+    out.append(f"<p>epsilon = <b>{_n(eps)}</b>, delta = {_e(format(priv.get('delta') or 0, 'g'))} ({_e(priv.get('accountant'))} "
                f"accountant, max over groups; noise {_e(priv.get('noise'))}).</p>" if eps is not None
                else "<p class='warn'>Not private: trained without differential privacy.</p>")  # fmt: skip
     if not priv.get("preprocessing_private", True):
