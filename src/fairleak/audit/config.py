@@ -77,6 +77,14 @@ class SplitSection(Section):
     max_audit: int | None = Field(None, ge=4, description="cap on members + non-members")
 
 
+class BackendSection(Section):
+    """Where model sets train. The models (and so the results) are the same on every backend."""
+
+    name: Literal["local", "ray"] = Field("local", description="local: this process; ray: shards of models as Ray tasks")
+    address: str | None = Field(None, description="ray: an existing cluster ('auto', 'ray://head:10001'); none starts a local one")
+    shards: int | None = Field(None, ge=1, description="ray: shards per model set (default: the cluster's CPUs)")
+
+
 class OversampleSection(Section):
     """Train the model on its rows plus synthetic rows (``fairleak.synth.FairOversampler``):
     cells are (intersection of every protected attribute, class) of each model's own training
@@ -190,6 +198,7 @@ class AuditConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     models: list[ModelSpec] = Field(default_factory=_default_models)
     stages: dict[str, Any] = Field(default_factory=_stage_sections)
+    backend: BackendSection = Field(default_factory=BackendSection)
 
     @field_validator("stages")
     @classmethod
