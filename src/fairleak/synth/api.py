@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from fairleak.data import DATASETS, read_table
+from fairleak.data import DATASETS, bin_numeric, read_table
 from fairleak.errors import DataValidationError
 from fairleak.synth.evaluate import evaluate_synthetic
 from fairleak.synth.flip import FlipLiteSynthesizer, child_seed
@@ -58,6 +58,10 @@ def load_synth_table(
         label = label or info.label
         positive = positive or info.positive
         protected = list(protected) if protected else list(info.default_protected)
+        for p in protected:
+            if p in info.bins and p in raw.columns:
+                raw[p] = bin_numeric(raw[p], info.bins[p])
+                notes = [*notes, f"The protected attribute '{p}' is released in the dataset's bins {list(info.bins[p])}."]
         sch = schema if isinstance(schema, TableSchema) else (TableSchema.from_json(schema) if schema else bundled_schema(key))
         name = key
     else:
