@@ -1,9 +1,13 @@
 """The audit's oversample option: target, references and shadows train on oversampled rows."""
 
+import json
+
+import jsonschema
 import pytest
 
 from fairleak.audit.config import ModelSpec, OversampleSection, config_from_dict
 from fairleak.audit.pipeline import run_audit
+from fairleak.audit.results import results_schema, write_outputs
 from fairleak.errors import ConfigError
 from tests.audit.conftest import tiny_config
 
@@ -16,6 +20,8 @@ def test_audit_trains_on_oversampled_members(tmp_path):
         ModelSpec(name="over", train=cfg.train, oversample=OversampleSection(strategy="class", generator="cart")),
     ]
     res = run_audit(cfg, out_dir=tmp_path)
+    data = json.loads(write_outputs(res, tmp_path)["results"].read_text())
+    jsonschema.validate(data, results_schema())
     models = res.results["models"]
     assert set(models) == {"baseline", "over"}
     notes = models["over"]["notes"]
