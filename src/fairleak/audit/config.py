@@ -24,6 +24,7 @@ __all__ = [
     "AuditConfig",
     "DataSection",
     "ModelSpec",
+    "OversampleSection",
     "Section",
     "SplitSection",
     "apply_overrides",
@@ -84,6 +85,17 @@ class BackendSection(Section):
     shards: int | None = Field(None, ge=1, description="ray: shards per model set (default: the cluster's CPUs)")
 
 
+class OversampleSection(Section):
+    """Train the model on its rows plus synthetic rows (``fairleak.synth.FairOversampler``):
+    cells are (intersection of every protected attribute, class) of each model's own training
+    rows, so reference and shadow models are oversampled the same way as the target."""
+
+    strategy: Literal["class", "protected", "class_protected", "same_class"] = "class_protected"
+    generator: Literal["smote", "cart", "vae"] = "smote"
+    k_neighbors: int = Field(5, ge=1, description="SMOTE-NC neighbours")
+    min_samples_leaf: int = Field(5, ge=1, description="CART leaf size")
+
+
 class ModelSpec(Section):
     """One audited model: fairleak's recipe (``train`` / ``fairness`` / ``dp``), a scikit-learn
     estimator the audit fits on the members (``estimator`` + ``params``), a model the user fitted
@@ -106,6 +118,9 @@ class ModelSpec(Section):
         None, description="train reference models with this estimator instead (warned)"
     )
     reference_params: dict[str, Any] = Field(default_factory=dict)
+    oversample: OversampleSection | None = Field(
+        None, description="train on the members plus synthetic rows (fairleak recipe or estimator only)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -126,6 +141,17 @@ class ModelSpec(Section):
         ]  # fmt: skip
         if len(kinds) > 1:
             raise ValueError(f"model '{self.name}' mixes {' and '.join(kinds)}: give one kind of model")
+        if self.oversample is not None:
+            if self.file is not None or self.predictions is not None:
+                raise ValueError(
+                    f"model '{self.name}': 'oversample' applies to models the audit trains (a fairleak "
+                    "recipe or an estimator), not to a fitted model or predictions"
+                )
+            if self.dp is not None:
+                raise ValueError(
+                    f"model '{self.name}': 'oversample' with 'dp' is refused: synthetic rows are made "
+                    "from the members, so the model's DP accounting would not cover them"
+                )
         return self
 
     @property

@@ -199,12 +199,18 @@ def prepare_data(
             f"Only {len(population)} population rows are left for the attacker's reference data; "
             "use more rows, a smaller audit_fraction, or give a population file."
         )
+    fitted_pre: list[TabularPreprocessor] = []
+
+    def encode(frame: pd.DataFrame) -> np.ndarray:
+        if not fitted_pre:
+            fitted_pre.append(TabularPreprocessor().fit(ds.features.iloc[population]))
+        return fitted_pre[0].transform(frame)
+
     def make_matrix() -> np.ndarray:
-        pre = TabularPreprocessor().fit(ds.features.iloc[population])
-        return pre.transform(ds.features)
+        return encode(ds.features)
 
     inputs = Inputs(frame=ds.features, y=ds.y, sensitive=ds.sensitive, raw=ds.raw,
-                    make_matrix=make_matrix)  # fmt: skip
+                    make_matrix=make_matrix, encode=encode)  # fmt: skip
     h = hashlib.sha256()
     h.update(pd.util.hash_pandas_object(ds.features, index=False).to_numpy().tobytes())
     h.update(pd.util.hash_pandas_object(ds.sensitive, index=False).to_numpy().tobytes())

@@ -120,6 +120,14 @@ def build_targets(
             t = AuditTarget(spec.name, "fitted", recipe_of(model), fitted=model)
         else:
             t = AuditTarget(spec.name, "predictions", predictions=_predictions(spec, data))
+        if spec.oversample is not None and t.recipe is not None:
+            from fairleak.audit.resampled import ResampledRecipe
+
+            t.recipe = ResampledRecipe(t.recipe, spec.oversample)
+            notes.append(
+                f"'{spec.name}' trains on its rows plus synthetic rows ({spec.oversample.generator}, "
+                f"strategy {spec.oversample.strategy}); its reference and shadow models too."
+            )
         if spec.reference_estimator is not None:
             ref = estimator_from_spec(spec.reference_estimator, spec.reference_params, "auto")
             t.reference_recipe = SklearnRecipe(estimator=ref)
@@ -153,6 +161,10 @@ def _score_targets(ctx: AuditContext) -> None:
                 seed=ctx.seed("target"), eval_rows=everything, task=f"model · {t.name}",
             )  # fmt: skip
             t.outputs, t.privacy = ms.outputs, ms.privacy
+            if "oversample_added_rows" in ms.privacy:
+                added = {k: int(v) for k, v in ms.privacy["oversample_added_rows"].items()}
+                t.notes.append(f"Synthetic rows added to the members per (group|class) cell: {added}.")
+                t.notes += ms.privacy.get("oversample_notes", [])
         else:
             t.outputs = t.outputs_of_fitted(d.inputs, d.ds.positive)
             eps = getattr(t.fitted, "epsilon_", None)

@@ -42,13 +42,15 @@ class Inputs:
     """The audit's rows in the forms recipes take: ``frame`` (the feature columns, a
     DataFrame), ``raw`` (every column but the label, protected attributes unbinned: what a model
     fitted outside fairleak may read), ``matrix`` (float32, fairleak's numeric encoding; built on
-    first use), labels ``y`` (0/1) and the protected attributes ``sensitive`` (strings)."""
+    first use; ``encode`` applies it to new rows), labels ``y`` (0/1) and the protected attributes ``sensitive`` (strings)."""
 
     frame: pd.DataFrame
     y: np.ndarray
     sensitive: pd.DataFrame
     raw: pd.DataFrame | np.ndarray | None = None
     make_matrix: Callable[[], np.ndarray] | None = None
+    #: the same numeric encoding for new rows of ``frame``'s columns (synthetic rows)
+    encode: Callable[[pd.DataFrame], np.ndarray] | None = None
     _matrix: np.ndarray | None = field(default=None, repr=False)
 
     def table(self, kind: str, columns: tuple[str, ...] | None = None) -> Any:
