@@ -97,10 +97,19 @@ def exact_linear(
         step = -np.outer(np.sign(f) * dist, np.sign(wm))
     dist = np.where(f == 0, 0.0, dist)
     ok = np.isfinite(dist)
-    # a hair past the boundary so the point really is classified the other way
-    x_adv = X.astype(np.float64) + step * (1 + 1e-6) + np.outer(-np.sign(f) * 1e-9, np.sign(wm))
+    x_adv = X.astype(np.float64) + step
     res.distance = dist
     res.x_adv = np.where(ok[:, None], x_adv, X).astype(np.float32)
+    # the float32 point a hair past the boundary, so that it really is classified the other way
+    push = -np.sign(np.where(f == 0, 1.0, f))[:, None] * np.sign(wm)[None, :]
+    for k in range(12):
+        # checked in float64 and float32 (scikit-learn scores float32 input in float32)
+        side = res.x_adv.astype(np.float64) @ w + float(b)
+        side32 = res.x_adv @ w.astype(np.float32) + np.float32(b)
+        bad = ok & (((side > 0) == (f > 0)) | ((side32 > 0) == (f > 0)) | (side32 == 0))
+        if not bad.any():
+            break
+        res.x_adv[bad] = (x_adv[bad] + push[bad] * (1e-7 * 4.0**k) * (1 + np.abs(x_adv[bad]))).astype(np.float32)
     inside = np.isclose(space.clip(x_adv), x_adv, rtol=0, atol=1e-9).all(axis=1)
     res.bound_active = ok & ~inside
     return res
@@ -114,7 +123,7 @@ def _signs(margin: Margin, X: np.ndarray) -> np.ndarray:
 
 
 def _refine_segment(
-    flips: Any, X: np.ndarray, x_adv: np.ndarray, ok: np.ndarray, steps: int = 20
+    flips: Any, X: np.ndarray, x_adv: np.ndarray, ok: np.ndarray, steps: int, clip: Any
 ) -> tuple[np.ndarray, int]:
     """Move each flipped point toward its record along the segment while it stays flipped
     (bisection on t in [0, 1]; ``flips(points, idx)`` says which points are flipped)."""
@@ -130,8 +139,10 @@ def _refine_segment(
         hi = np.where(f, mid, hi)
         lo = np.where(f, lo, mid)
     out = x_adv.copy()
-    out[idx] = (x0 + hi[:, None] * d).astype(np.float32)
-    # float32 rounding can land a hair on the wrong side: keep the old point there
+    # a relative 1e-4 past the bisected crossing, so that the point stays flipped under another
+    # float32 evaluation of the same model (scikit-learn's, ONNX's); the old point where not
+    t = hi * (1 + 1e-4) + 1e-6
+    out[idx] = clip(x0 + t[:, None] * d).astype(np.float32)
     bad = ~flips(out[idx], idx)
     out[idx[bad]] = x_adv[idx[bad]]
     return out, steps * len(idx)
@@ -147,9 +158,10 @@ def _margin_flips(margin: Margin, sign: np.ndarray) -> Any:
 
 
 def _finish(
-    res: MinimalPerturbation, X: np.ndarray, x_adv: np.ndarray, ok: np.ndarray, flips: Any, refine: int
+    res: MinimalPerturbation, X: np.ndarray, x_adv: np.ndarray, ok: np.ndarray, flips: Any,
+    refine: int, space: PerturbationSpace,
 ) -> MinimalPerturbation:
-    x_adv, q = _refine_segment(flips, X, x_adv, ok, refine)
+    x_adv, q = _refine_segment(flips, X, x_adv, ok, refine, space.clip)
     res.x_adv = np.where(ok[:, None], x_adv, X).astype(np.float32)
     res.distance = np.where(ok, norm_of(res.x_adv.astype(np.float64) - X, res.norm), np.inf)
     res.queries += q
@@ -176,7 +188,7 @@ def deepfool(
         f = margin(xa)
         (g,) = torch.autograd.grad(f.sum(), xa)
         s = torch.as_tensor(sign)[active].to(f.dtype)
-        done = (f.detach() * s) <= 0
+        done = (f.detach() > 0) != (s > 0)
         g = g * m
         gn = (g * g).sum(1).clamp_min(1e-12)
         step = -(1 + overshoot) * (f.detach() / gn)[:, None] * g
@@ -188,7 +200,7 @@ def deepfool(
         res.queries += int(len(ids))
     x_adv = x.numpy()
     ok = _signs(margin, x_adv) != sign
-    return _finish(res, X, x_adv, ok, _margin_flips(margin, sign), refine)
+    return _finish(res, X, x_adv, ok, _margin_flips(margin, sign), refine, space)
 
 
 # ------------------------------------------------------------------ PGD + bisection
@@ -201,14 +213,16 @@ def _project(delta: torch.Tensor, eps: torch.Tensor, norm: Norm) -> torch.Tensor
 
 def _pgd_run(
     margin: Margin, x0: torch.Tensor, sign: torch.Tensor, eps: torch.Tensor, space: PerturbationSpace,
-    norm: Norm, steps: int, gen: torch.Generator,
+    norm: Norm, steps: int, gen: torch.Generator, random_start: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """One PGD attack at per-record budgets ``eps``; returns (flipped?, smallest flipped point)."""
     m = torch.as_tensor(space.mask)
     lo = torch.as_tensor(space.lower if space.lower is not None else np.full(space.n_features, -np.inf), dtype=x0.dtype)
     hi = torch.as_tensor(space.upper if space.upper is not None else np.full(space.n_features, np.inf), dtype=x0.dtype)
-    # one random start in the ball (mutable coordinates only)
-    if norm == "l2":
+    # a start at the record itself, or a random one in the ball (mutable coordinates only)
+    if not random_start:
+        delta = torch.zeros_like(x0)
+    elif norm == "l2":
         u = torch.randn(x0.shape, generator=gen) * m
         u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
         r = torch.rand(len(x0), generator=gen) ** (1.0 / max(int(m.sum()), 1))
@@ -222,7 +236,7 @@ def _pgd_run(
         delta = torch.clamp(x0 + delta, lo, hi) - x0
         xa = (x0 + delta).requires_grad_(True)
         f = margin(xa)
-        fl = (f.detach() * sign) <= 0
+        fl = (f.detach() > 0) != (sign > 0)
         n = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double()
         better = fl & (n < best_n)
         best[better] = xa.detach()[better]
@@ -240,12 +254,14 @@ def _pgd_run(
 
 def pgd_minimal(
     margin: Margin, X: np.ndarray, space: PerturbationSpace, *, norm: Norm = "linf",
-    steps: int = 20, bisection: int = 8, initial: float = 0.5, max_doublings: int = 6,
+    steps: int = 20, bisection: int = 8, random_starts: int = 1, max_doublings: int = 8,
     seed: int = 0, refine: int = 20,
 ) -> MinimalPerturbation:  # fmt: skip
-    """Smallest budget at which PGD flips each record: doubling from ``initial`` until it does
-    (at most ``max_doublings`` times), then ``bisection`` halvings of the bracket; ``steps`` PGD
-    steps of size 2.5 ε / steps from one random start per budget. Records never flipped: inf."""
+    """Smallest budget at which PGD flips each record: from twice the first-order estimate
+    ``|f| / ||g ⊙ m||_*`` (dual norm), doubled until PGD flips the record (at most
+    ``max_doublings`` times), then ``bisection`` halvings of the bracket. At each budget,
+    ``steps`` PGD steps of size 2.5 ε / steps from the record itself and from ``random_starts``
+    random points of the ball. Records never flipped: inf."""
     X = space.check(X)
     sign_np = _signs(margin, X)
     sign = torch.as_tensor(sign_np, dtype=torch.float32)
@@ -253,21 +269,31 @@ def pgd_minimal(
     gen = torch.Generator().manual_seed(int(seed))
     res = _result(X, "pgd", norm)
     n = len(X)
+    xg = x0.clone().requires_grad_(True)
+    f0 = margin(xg)
+    (g0,) = torch.autograd.grad(f0.sum(), xg)
+    g0 = (g0 * torch.as_tensor(space.mask)).double()
+    dual = g0.norm(dim=1) if norm == "l2" else g0.abs().sum(dim=1)
+    est = f0.detach().double().abs() / dual.clamp_min(1e-12)
     lo = torch.zeros(n, dtype=torch.float32)
-    hi = torch.full((n,), float(initial))
+    hi = (2 * est).clamp(1e-4, 1e3).float()
     found = torch.zeros(n, dtype=torch.bool)
     best = x0.clone()
     best_n = torch.full((n,), float("inf"), dtype=torch.float64)
 
     def attempt(eps: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        ok, pts = _pgd_run(margin, x0[rows], sign[rows], eps[rows], space, norm, steps, gen)
-        res.queries += int(len(rows)) * (steps + 1)
-        dn = norm_of(pts.numpy().astype(np.float64) - X[rows.numpy()], norm)
-        dn_t = torch.as_tensor(np.where(ok.numpy(), dn, np.inf))
-        imp = dn_t < best_n[rows]
-        best[rows[imp]] = pts[imp]
-        best_n[rows[imp]] = dn_t[imp]
-        return ok
+        any_ok = torch.zeros(len(rows), dtype=torch.bool)
+        for start in range(1 + random_starts):
+            ok, pts = _pgd_run(margin, x0[rows], sign[rows], eps[rows], space, norm, steps, gen,
+                               random_start=start > 0)  # fmt: skip
+            res.queries += int(len(rows)) * (steps + 1)
+            dn = norm_of(pts.numpy().astype(np.float64) - X[rows.numpy()], norm)
+            dn_t = torch.as_tensor(np.where(ok.numpy(), dn, np.inf))
+            imp = dn_t < best_n[rows]
+            best[rows[imp]] = pts[imp]
+            best_n[rows[imp]] = dn_t[imp]
+            any_ok |= ok
+        return any_ok
 
     rows = torch.arange(n)
     for _ in range(max_doublings + 1):
@@ -288,7 +314,7 @@ def pgd_minimal(
         hi[todo[ok]] = mid[todo[ok]]
         lo[todo[~ok]] = mid[todo[~ok]]
     ok_np = torch.isfinite(best_n).numpy()
-    return _finish(res, X, best.numpy(), ok_np, _margin_flips(margin, sign_np), refine)
+    return _finish(res, X, best.numpy(), ok_np, _margin_flips(margin, sign_np), refine, space)
 
 
 # ------------------------------------------------------------------ decision-based search
@@ -417,7 +443,7 @@ def boundary_search(
         xa[imp], d[imp] = new[imp], nd[imp]
     best[idx] = xa
     res.queries = queries
-    return _finish(res, X, best, ok, flips, 0)
+    return _finish(res, X, best, ok, flips, 0, space)
 
 
 # ------------------------------------------------------------------ dispatch
