@@ -197,7 +197,7 @@ def deepfool(
         ids = torch.nonzero(active).reshape(-1)
         x[ids] = nxt
         active[ids[done]] = False
-        res.queries += int(len(ids))
+        res.queries += len(ids)
     x_adv = x.numpy()
     ok = _signs(margin, x_adv) != sign
     return _finish(res, X, x_adv, ok, _margin_flips(margin, sign), refine, space)
@@ -286,7 +286,7 @@ def pgd_minimal(
         for start in range(1 + random_starts):
             ok, pts = _pgd_run(margin, x0[rows], sign[rows], eps[rows], space, norm, steps, gen,
                                random_start=start > 0)  # fmt: skip
-            res.queries += int(len(rows)) * (steps + 1)
+            res.queries += len(rows) * (steps + 1)
             dn = norm_of(pts.numpy().astype(np.float64) - X[rows.numpy()], norm)
             dn_t = torch.as_tensor(np.where(ok.numpy(), dn, np.inf))
             imp = dn_t < best_n[rows]
@@ -360,18 +360,18 @@ def boundary_search(
     m = space.mask.astype(bool)
     if not m.any():
         return res
-    y0 = np.asarray(predict(X)).astype(np.int8)
+    y0 = np.asarray(predict(X, np.arange(n))).astype(np.int8)
     queries = n
 
     def flips(pts: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        return np.asarray(predict(space.clip(pts))).astype(np.int8) != y0[idx]
+        return np.asarray(predict(space.clip(pts), idx)).astype(np.int8) != y0[idx]
 
     # ---- initial adversarial points
     best = X.copy()
     best_d = np.full(n, np.inf)
     sd = 1.0
     src = pool if pool is not None and len(pool) else X
-    y_src = np.asarray(predict(src)).astype(np.int8) if src is not X else y0
+    y_src = np.asarray(predict(src, None)).astype(np.int8) if src is not X else y0
     queries += len(src) if src is not X else 0
     for t in range(init_tries):
         cand = X.copy()
@@ -456,7 +456,8 @@ def minimal_perturbation(
 
     ``method="auto"``: exact for linear models, DeepFool (L2) or PGD (L-inf) for differentiable
     ones (fairleak ensembles, ``FairleakClassifier``, torch modules), the decision-based
-    boundary search for anything else (``decode`` maps encoded rows to its input).
+    boundary search for anything else (``decode(X, rows)`` maps encoded rows to its input;
+    ``rows``: the record of ``X`` each derives from, or None).
     ``categorical="swap"`` also tries every single change of a mutable one-hot block to another
     valid category, then the numeric attack from there; the distance of a combination is the
     norm of the whole change (a swap costs sqrt(2) in L2, 1 in L-inf). ``options`` go to the
@@ -479,7 +480,7 @@ def minimal_perturbation(
     if method == "deepfool" and norm != "l2":
         raise DataValidationError("DeepFool measures L2 distances; use method='pgd' for 'linf'.")
 
-    def run(rows: np.ndarray) -> MinimalPerturbation:
+    def run(rows: np.ndarray, origin: np.ndarray | None = None) -> MinimalPerturbation:
         if lin is not None:
             return exact_linear(lin[0], lin[1], rows, space, norm=norm)
         if marg is not None and (method == "deepfool" or (method == "auto" and norm == "l2")):
@@ -487,6 +488,12 @@ def minimal_perturbation(
         if marg is not None:
             return pgd_minimal(marg, rows, space, norm=norm, seed=seed, **options)
         predict = decision_function_of(model, decode=decode)
+        if origin is not None:  # rows derived from other records: decode with their origin
+            inner = predict
+
+            def predict(Z: np.ndarray, r: np.ndarray | None, _o: np.ndarray = origin) -> np.ndarray:
+                return inner(Z, None if r is None else _o[r])
+
         return boundary_search(predict, rows, space, norm=norm, seed=seed, **options)
 
     res = run(X)
@@ -499,14 +506,14 @@ def minimal_perturbation(
     rows, src, blk = rows[keep], src[keep], blk[keep]
     if not len(rows):
         return res
-    base = _decisions(model, marg, lin, decode, X)
-    swapped = _decisions(model, marg, lin, decode, rows)
+    base = _decisions(model, marg, lin, decode, X, np.arange(len(X)))
+    swapped = _decisions(model, marg, lin, decode, rows, src)
     flipped_alone = swapped != base[src]
     total = np.full(len(rows), cost)
     x_adv = rows.copy()
     rest = np.flatnonzero(~flipped_alone)
     if len(rest):
-        sub = run(rows[rest])
+        sub = run(rows[rest], src[rest])
         # these swapped rows keep the record's decision, so flipping theirs flips the record's
         valid = sub.flipped
         d = sub.distance
@@ -527,9 +534,11 @@ def minimal_perturbation(
     return res
 
 
-def _decisions(model: Any, marg: Any, lin: Any, decode: Any, X: np.ndarray) -> np.ndarray:
+def _decisions(
+    model: Any, marg: Any, lin: Any, decode: Any, X: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
     if lin is not None:
         return (X.astype(np.float64) @ lin[0] + lin[1] > 0).astype(np.int8)
     if marg is not None:
         return (_signs(marg, X) > 0).astype(np.int8)
-    return decision_function_of(model, decode=decode)(X)
+    return decision_function_of(model, decode=decode)(X, rows)

@@ -24,7 +24,9 @@ from fairleak.errors import DataValidationError
 __all__ = ["Decision", "Margin", "decision_function_of", "linear_margin", "torch_margin"]
 
 Margin = Callable[[torch.Tensor], torch.Tensor]
-Decision = Callable[[np.ndarray], np.ndarray]
+#: ``predict(X, rows) -> 0/1``: ``rows`` says which attacked record each row of ``X`` derives
+#: from (None: not known), for decoders that copy a record's columns the encoding leaves out.
+Decision = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 
 _ACT: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -109,15 +111,17 @@ def torch_margin(model: Any, member: int = 0) -> Margin | None:
 
 
 def decision_function_of(
-    model: Any, *, decode: Callable[[np.ndarray], Any] | None = None, positive_column: int = 1
+    model: Any, *, decode: Callable[[np.ndarray, np.ndarray | None], Any] | None = None,
+    positive_column: int = 1,
 ) -> Decision:
-    """``predict(X) -> int 0/1 [N]`` of any classifier (``X``: encoded rows, passed through
-    ``decode`` first when the model reads another form, e.g. the raw DataFrame)."""
+    """``predict(X, rows) -> int 0/1 [N]`` of any classifier (``X``: encoded rows, passed
+    through ``decode(X, rows)`` first when the model reads another form, e.g. the raw
+    DataFrame; ``rows``: the attacked record each row derives from, or None)."""
     marg = torch_margin(model)
     if marg is not None and decode is None:
 
         @torch.no_grad()
-        def by_margin(X: np.ndarray) -> np.ndarray:
+        def by_margin(X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
             return (marg(torch.as_tensor(np.asarray(X, dtype=np.float32))) > 0).numpy().astype(np.int8)
 
         return by_margin
@@ -127,8 +131,8 @@ def decision_function_of(
             "needs the model's decisions."
         )
 
-    def by_model(X: np.ndarray) -> np.ndarray:
-        inp = decode(X) if decode is not None else X
+    def by_model(X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        inp = decode(X, rows) if decode is not None else X
         if hasattr(model, "predict_proba"):
             p = np.asarray(model.predict_proba(inp))
             return (p[:, positive_column] > 0.5).astype(np.int8)
