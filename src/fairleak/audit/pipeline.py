@@ -151,7 +151,7 @@ def _score_targets(ctx: AuditContext) -> None:
                 t.recipe, rows=d.members, masks=np.ones((1, len(d.members)), bool),
                 seed=ctx.seed("target"), eval_rows=everything, task=f"model · {t.name}",
             )  # fmt: skip
-            t.outputs, t.privacy = ms.outputs, ms.privacy
+            t.outputs, t.privacy, t.trained = ms.outputs, ms.privacy, ms.fitted
         else:
             t.outputs = t.outputs_of_fitted(d.inputs, d.ds.positive)
             eps = getattr(t.fitted, "epsilon_", None)
