@@ -34,11 +34,19 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
+def _quantile(d: np.ndarray, q: Any, axis: int | None = None) -> Any:
+    """Quantiles of distances that may be inf (never flipped): an interpolation between two
+    infs is inf, not NaN."""
+    with np.errstate(invalid="ignore"):
+        v = np.quantile(d, q, axis=axis)
+    return np.where(np.isnan(v), np.inf, v)
+
+
 def _ci(samples: np.ndarray, confidence: float) -> list[float | None]:
     a = (1 - confidence) / 2
     if not len(samples):
         return [None, None]
-    lo, hi = np.quantile(samples, [a, 1 - a])
+    lo, hi = _quantile(samples, [a, 1 - a])
     return [_finite(lo), _finite(hi)]
 
 
@@ -52,9 +60,9 @@ def robustness_summary(
         out.update(median=None, mean=None, quantiles={}, flipped_within={}, robust_accuracy={})
         return out
     fin = d[np.isfinite(d)]
-    out["median"] = _finite(np.median(d))
+    out["median"] = _finite(_quantile(d, 0.5))
     out["mean"] = float(fin.mean()) if len(fin) == len(d) else None
-    out["quantiles"] = {f"{q:g}": _finite(np.quantile(d, q)) for q in quantiles}
+    out["quantiles"] = {f"{q:g}": _finite(_quantile(d, q)) for q in quantiles}
     out["flipped_within"] = {f"{e:g}": float((d <= e).mean()) for e in budgets}
     out["robust_accuracy"] = {f"{e:g}": float((d > e).sum() / max(n_total, 1)) for e in budgets}
     out["never_flipped"] = int((~np.isfinite(d)).sum())
@@ -65,7 +73,7 @@ def _boot_medians(d: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> 
     if not len(d) or n_bootstrap <= 0:
         return np.zeros(0)
     idx = rng.integers(0, len(d), size=(n_bootstrap, len(d)))
-    return np.median(d[idx], axis=1)
+    return _quantile(d[idx], 0.5, axis=1)
 
 
 def _boot_shares(d: np.ndarray, budgets: Sequence[float], n_bootstrap: int,
@@ -93,8 +101,9 @@ def _disparity(
     if bw is not None and bb is not None and len(bw) and len(bb):
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(bb > 0, bw / bb, np.nan)
+            diff = bb - bw
         out["ratio_ci"] = _ci(r[np.isfinite(r)], confidence)
-        out["difference_ci"] = _ci((bb - bw)[np.isfinite(bb - bw)], confidence)
+        out["difference_ci"] = _ci(diff[np.isfinite(diff)], confidence)
     else:
         out["ratio_ci"] = out["difference_ci"] = [None, None]
     return out
@@ -159,7 +168,7 @@ def group_robustness(
             s["by_label"] = {}
             for lab in labels:
                 dl = d[sel & c & (y == int(lab))]
-                s["by_label"][lab] = {"n_correct": len(dl), "median": _finite(np.median(dl)) if len(dl) else None}
+                s["by_label"][lab] = {"n_correct": len(dl), "median": _finite(_quantile(dl, 0.5)) if len(dl) else None}
                 if len(dl) >= min_group_size:
                     meds_l[lab][g] = s["by_label"][lab]["median"]
                     boots_l[lab][g] = _boot_medians(dl, n_bootstrap, rng)

@@ -1,0 +1,82 @@
+"""The robustness stage: every queryable model attacked on the same records, white-box for
+fairleak's models and through decisions only for scikit-learn ones; results.json validates, the
+report draws it, a cached rerun gives the same figures."""
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+
+from fairleak.audit import run_audit
+from fairleak.audit.config import ModelSpec
+from fairleak.audit.results import results_schema
+from fairleak.errors import ConfigError
+from fairleak.report import render_report
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _robustness_only(**section):
+    cfg = tiny_config(dataset="adult")
+    for s in ("attacks", "group_risk", "fd_mia"):
+        cfg.stages[s].enabled = False
+    cfg.robustness.n_bootstrap = 50
+    cfg.robustness.min_group_size = 10
+    cfg.robustness.boundary_iterations = 6
+    cfg.robustness.boundary_directions = 12
+    for k, v in section.items():
+        setattr(cfg.robustness, k, v)
+    cfg.models = [
+        ModelSpec(name="baseline"),
+        ModelSpec(name="hgb", estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+                  params={"max_iter": 20}),
+    ]  # fmt: skip
+    return cfg
+
+
+def test_stage_results_report_and_cached_rerun(tmp_path):
+    cfg = _robustness_only(norms=["l2", "linf"], immutable=["fnlwgt"])
+    res = run_audit(cfg, out_dir=tmp_path)
+    data = res.results
+    jsonschema.validate(data, results_schema())
+    base = data["models"]["baseline"]["robustness"]
+    hgb = data["models"]["hgb"]["robustness"]
+    assert base["method"] == "pgd" and hgb["method"] == "boundary"  # last norm's method
+    assert "fnlwgt" not in base["space"]["numeric"] and "fnlwgt" in base["space"]["fixed"]
+    for p in data["dataset"]["protected"]:
+        assert p in base["space"]["fixed"]
+    for r in (base, hgb):
+        g = r["norms"]["l2"]
+        assert g["overall"]["median"] is not None and g["overall"]["median"] > 0
+        assert set(g["groups"]) == set(g["disparity"])
+        assert 0 <= g["membership"]["auc"] <= 1
+        assert r["vs_reference"]["reference"] == "baseline"
+    # L-inf distances never exceed L2 ones for the same record's flip... per record, the
+    # minimal L-inf distance is at most the minimal L2 one (||d||_inf <= ||d||_2)
+    t = res.tables["robustness_per_record"]
+    tb = t[t.model == "baseline"]
+    fin = np.isfinite(tb.distance_l2) & np.isfinite(tb.distance_linf)
+    assert (tb.distance_linf[fin] <= tb.distance_l2[fin] * 1.05 + 1e-6).mean() > 0.95
+    assert len(t) == 2 * base["records"]
+    row = next(r for r in data["summary"] if r["model"] == "hgb")
+    assert row["robust_median"] == hgb["norms"]["l2"]["overall"]["median"]
+    html = render_report(data)
+    assert "Robustness disparity" in html
+    # a rerun reads the targets from the cache: the stage trains the fairleak model again
+    again = run_audit(cfg, out_dir=tmp_path).results["models"]["baseline"]["robustness"]
+    assert again["norms"]["l2"]["overall"] == base["norms"]["l2"]["overall"]
+    assert not again["notes"]
+
+
+def test_unknown_model_is_a_config_error():
+    cfg = _robustness_only()
+    with pytest.raises((ConfigError, ValueError), match="robustness.models"):
+        type(cfg).model_validate({**cfg.model_dump(), "stages": {"robustness": {"models": ["nope"]}}})
