@@ -78,5 +78,5 @@ def test_stage_results_report_and_cached_rerun(tmp_path):
 
 def test_unknown_model_is_a_config_error():
     cfg = _robustness_only()
-    with pytest.raises((ConfigError, ValueError), match="robustness.models"):
+    with pytest.raises((ConfigError, ValueError), match=r"robustness\.models"):
         type(cfg).model_validate({**cfg.model_dump(), "stages": {"robustness": {"models": ["nope"]}}})

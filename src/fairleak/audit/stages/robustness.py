@@ -17,7 +17,6 @@ correlation with group size; the agreement of each model's group ranking with th
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -264,14 +263,12 @@ class RobustnessStage(Stage):
         chosen = cfg.models if cfg.models is not None else list(ctx.targets)
         for name in chosen:
             target = ctx.targets[name]
-            t0 = time.perf_counter()
             got = _attackable(ctx, target, enc, cfg, rows)
             if isinstance(got, str):
                 results[name] = {"skipped": got}
                 continue
             res_model, table = self._measure(ctx, cfg, name, got, rows, member)
             res_model["notes"] = got.notes
-            res_model["seconds"] = time.perf_counter() - t0
             results[name] = res_model
             tables.append(table)
         self._compare(results, ctx)
