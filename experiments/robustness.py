@@ -27,7 +27,7 @@ from fairleak.train import DPConfig, FairnessConfig
 
 OUT = Path(__file__).parent / "results"
 DATASETS = {
-    "adult": {"protected": ["sex", "age"], "bins": {"age": [30, 45, 60]}},
+    "adult": {"protected": ["sex", "age"], "bins": {}},  # age binned at 25, 45, 65 (bundled)
     "compas": {"protected": ["race", "sex"], "bins": {}},
 }
 
@@ -46,7 +46,8 @@ def run(dataset: str, max_audit: int, seed: int) -> dict:
     cfg.seed = seed
     cfg.data.dataset = dataset
     cfg.data.protected = DATASETS[dataset]["protected"]
-    cfg.data.bins = DATASETS[dataset]["bins"]
+    if DATASETS[dataset]["bins"]:
+        cfg.data.bins = DATASETS[dataset]["bins"]
     cfg.split.max_audit = max_audit
     cfg.models = models()
     for s in ("attacks", "group_risk", "fd_mia", "dp_audit"):
