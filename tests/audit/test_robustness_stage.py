@@ -74,6 +74,7 @@ def test_stage_results_report_and_cached_rerun(tmp_path):
     again = run_audit(cfg, out_dir=tmp_path).results["models"]["baseline"]["robustness"]
     assert again["norms"]["l2"]["overall"] == base["norms"]["l2"]["overall"]
     assert not again["notes"]
+    assert again == base
 
 
 def test_unknown_model_is_a_config_error():

@@ -27,7 +27,8 @@ def test_deepfool_agrees_with_art_on_an_mlp():
             lin.weight.copy_(w[0].T)
             lin.bias.copy_(b[0])
     clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(5,), nb_classes=2)
-    x_art = DeepFool(clf, max_iter=100, epsilon=0.02, nb_grads=2, verbose=False).generate(X)
+    X = X[:150]
+    x_art = DeepFool(clf, max_iter=50, epsilon=0.02, nb_grads=2, batch_size=150, verbose=False).generate(X)
     pred0 = clf.predict(X).argmax(1)
     flipped = clf.predict(x_art).argmax(1) != pred0
     d_art = np.linalg.norm(x_art - X, axis=1)

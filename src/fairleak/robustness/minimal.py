@@ -467,8 +467,8 @@ def minimal_perturbation(
 ) -> MinimalPerturbation:  # fmt: skip
     """Minimal decision-flipping perturbation of every record of ``X`` (encoded) for ``model``.
 
-    ``method="auto"``: exact for linear models, DeepFool (L2) or PGD (L-inf) for differentiable
-    ones (fairleak ensembles, ``FairleakClassifier``, torch modules), the decision-based
+    ``method="auto"``: exact for linear models, DeepFool (L2; PGD for the records it does not
+    flip) or PGD (L-inf) for differentiable ones (fairleak ensembles, ``FairleakClassifier``, torch modules), the decision-based
     boundary search for anything else (``decode(X, rows)`` maps encoded rows to its input;
     ``rows``: the record of ``X`` each derives from, or None).
     ``categorical="swap"`` also tries every single change of a mutable one-hot block to another
@@ -496,8 +496,17 @@ def minimal_perturbation(
     def run(rows: np.ndarray, origin: np.ndarray | None = None) -> MinimalPerturbation:
         if lin is not None:
             return exact_linear(lin[0], lin[1], rows, space, norm=norm)
-        if marg is not None and (method == "deepfool" or (method == "auto" and norm == "l2")):
+        if marg is not None and method == "deepfool":
             return deepfool(marg, rows, space, **options)
+        if marg is not None and method == "auto" and norm == "l2":
+            res = deepfool(marg, rows, space)
+            miss = np.flatnonzero(~res.flipped)
+            if len(miss):  # where DeepFool stalls (e.g. against the numeric range): PGD
+                sub = pgd_minimal(marg, rows[miss], space, norm="l2", seed=seed, **options)
+                res.distance[miss], res.x_adv[miss] = sub.distance, sub.x_adv
+                res.queries += sub.queries
+                res.method = "deepfool+pgd"
+            return res
         if marg is not None:
             return pgd_minimal(marg, rows, space, norm=norm, seed=seed, **options)
         predict = decision_function_of(model, decode=decode)

@@ -17,6 +17,8 @@ correlation with group size; the agreement of each model's group ranking with th
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -27,6 +29,7 @@ from pydantic import Field
 from scipy import stats
 
 from fairleak.audit.blocks import Bars, Block, Estimate, RefLine, Series, Table, Text
+from fairleak.audit.cache import stable_hash
 from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe, positive_column
 from fairleak.audit.stages.base import (
     AuditContext,
@@ -66,6 +69,10 @@ class RobustnessSection(StageConfig):
     min_group_size: int = Field(30, ge=1, description="groups with fewer correct non-members: no figures")
     boundary_iterations: int = Field(20, ge=0, description="boundary search: refinement rounds")
     boundary_directions: int = Field(32, ge=2, description="boundary search: probes per round")
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
 def _records(ctx: AuditContext, cfg: RobustnessSection) -> np.ndarray:
@@ -249,8 +256,8 @@ class RobustnessStage(Stage):
 
     def run(self, ctx: AuditContext, cfg: RobustnessSection) -> StageOutput:
         d = ctx.data
-        enc = _Encoding(ctx)
-        known = set(enc.features.columns)
+        enc: _Encoding | None = None  # built only when a model is attacked (not from the cache)
+        known = set(d.ds.features.columns)
         bad = [c for c in cfg.immutable if c not in known]
         notes: list[str] = []
         if bad:
@@ -261,39 +268,46 @@ class RobustnessStage(Stage):
         results: dict[str, Any] = {}
         tables: list[pd.DataFrame] = []
         chosen = cfg.models if cfg.models is not None else list(ctx.targets)
+        cache = ctx.bank.cache
         for name in chosen:
             target = ctx.targets[name]
-            got = _attackable(ctx, target, enc, cfg, rows)
-            if isinstance(got, str):
-                results[name] = {"skipped": got}
+            if target.kind == "predictions":
+                results[name] = {"skipped": "only the model's predictions are known: the search "
+                                 "needs to query the model"}  # fmt: skip
                 continue
-            res_model, table = self._measure(ctx, cfg, name, got, rows, member)
-            res_model["notes"] = got.notes
+            key = stable_hash({
+                "stage": self.name, "version": 1, "data": d.fingerprint, "seed": ctx.config.seed,
+                "target": target.describe(), "rows": _digest(rows),
+                "outputs": _digest(np.round(ctx.target_outputs(name, rows).proba, 6)),
+                "cfg": cfg.model_dump(include={"norms", "method", "categorical", "immutable",
+                                               "boundary_iterations", "boundary_directions"}),
+            })  # fmt: skip
+            raw = cache.get_arrays(self.name, key)
+            if raw is None:
+                enc = enc or _Encoding(ctx)
+                got = _attackable(ctx, target, enc, cfg, rows)
+                if isinstance(got, str):
+                    results[name] = {"skipped": got}
+                    continue
+                raw = self._attack(ctx, cfg, name, got)
+                cache.put_arrays(self.name, key, raw)
+            res_model, table = self._figures(ctx, cfg, name, raw, rows, member)
             results[name] = res_model
             tables.append(table)
         self._compare(results, ctx)
         return StageOutput(results, {"robustness_per_record": tables} if tables else {}, notes)
 
-    def _measure(
-        self, ctx: AuditContext, cfg: RobustnessSection, name: str, att: _Attackable,
-        rows: np.ndarray, member: np.ndarray,
-    ) -> tuple[dict[str, Any], pd.DataFrame]:  # fmt: skip
-        d = ctx.data
-        y = d.y[rows]
-        sens = d.sensitive(rows)
-        p = ctx.target_outputs(name, rows).proba[:, 1]
-        correct = (p > 0.5) == (y == 1)
-        non = ~member
+    def _attack(
+        self, ctx: AuditContext, cfg: RobustnessSection, name: str, att: _Attackable
+    ) -> dict[str, np.ndarray]:
+        """The per-record arrays (what the cache keeps): distances, category changes, methods."""
         space = att.space
-        out: dict[str, Any] = {
-            "records": len(rows), "members": int(member.sum()), "nonmembers": int(non.sum()),
+        info = {
             "space": {"numeric": [att.numeric_names[i] for i in space.numeric if i < len(att.numeric_names)],
-                      "categorical": list(space.block_names),
-                      "fixed": sorted(set(d.ds.protected) | set(cfg.immutable))},
-            "norms": {},
+                      "categorical": list(space.block_names)},
+            "notes": att.notes, "methods": {}, "queries": {}, "one_change": [],
         }  # fmt: skip
-        src = d.ds.source_rows[rows] if len(d.ds.source_rows) else rows
-        table = pd.DataFrame({"model": name, "row": src, "member": member, "correct": correct})
+        raw: dict[str, np.ndarray] = {}
         for norm in cfg.norms:
             opts: dict[str, Any] = {}
             if att.decode is not None or cfg.method == "boundary":
@@ -302,8 +316,39 @@ class RobustnessStage(Stage):
                 att.model, att.X, space, norm=norm, method=cfg.method, categorical=cfg.categorical,
                 decode=att.decode, seed=ctx.seed("robustness", name, norm), **opts,
             )  # fmt: skip
-            out["method"] = res.method
-            dist = res.distance
+            raw[f"distance_{norm}"] = res.distance
+            raw[f"category_{norm}"] = res.category_change
+            if res.bound_active is not None:
+                raw[f"bound_{norm}"] = res.bound_active
+            info["methods"][norm] = res.method
+            info["queries"][norm] = int(res.queries)
+        if att.one_change is not None and att.one_change.blocks:
+            raw["one_change"] = _one_change(att.model, att.X, att.one_change, att.decode)
+            info["one_change"] = list(att.one_change.block_names)
+        raw["info"] = np.array(json.dumps(info))
+        return raw
+
+    def _figures(
+        self, ctx: AuditContext, cfg: RobustnessSection, name: str, raw: Mapping[str, np.ndarray],
+        rows: np.ndarray, member: np.ndarray,
+    ) -> tuple[dict[str, Any], pd.DataFrame]:  # fmt: skip
+        d = ctx.data
+        info = json.loads(str(raw["info"]))
+        y = d.y[rows]
+        sens = d.sensitive(rows)
+        p = ctx.target_outputs(name, rows).proba[:, 1]
+        correct = (p > 0.5) == (y == 1)
+        non = ~member
+        out: dict[str, Any] = {
+            "records": len(rows), "members": int(member.sum()), "nonmembers": int(non.sum()),
+            "method": info["methods"][cfg.norms[-1]],
+            "space": {**info["space"], "fixed": sorted(set(d.ds.protected) | set(cfg.immutable))},
+            "norms": {},
+        }  # fmt: skip
+        src = d.ds.source_rows[rows] if len(d.ds.source_rows) else rows
+        table = pd.DataFrame({"model": name, "row": src, "member": member, "correct": correct})
+        for norm in cfg.norms:
+            dist = raw[f"distance_{norm}"]
             g = group_robustness(
                 dist[non], correct=correct[non], y_true=y[non], sensitive=sens[non],
                 budgets=cfg.budgets, n_bootstrap=cfg.n_bootstrap, confidence=cfg.confidence,
@@ -313,23 +358,25 @@ class RobustnessStage(Stage):
                                    n_bootstrap=cfg.n_bootstrap,
                                    seed=ctx.seed("robustness membership", name, norm))  # fmt: skip
             g["membership"] = link.to_dict(roc=False)
-            if res.bound_active is not None:
-                g["bound_active_share"] = float(res.bound_active.mean())
-            g["category_changes"] = int((res.category_change >= 0).sum())
-            g["queries"] = int(res.queries)
+            g["method"] = info["methods"][norm]
+            if f"bound_{norm}" in raw:
+                g["bound_active_share"] = float(raw[f"bound_{norm}"].mean())
+            g["category_changes"] = int((raw[f"category_{norm}"] >= 0).sum())
+            g["queries"] = info["queries"][norm]
             out["norms"][norm] = g
             table[f"distance_{norm}"] = dist
-        if att.one_change is not None and att.one_change.blocks:
-            flips = _one_change(att.model, att.X, att.one_change, att.decode)
+        if "one_change" in raw:
+            flips = raw["one_change"].astype(bool)
             sel = non & correct
             views = group_views(sens[sel].reset_index(drop=True))
             out["one_change"] = {
-                "features": list(att.one_change.block_names),
+                "features": info["one_change"],
                 "share": float(flips[sel].mean()) if sel.any() else None,
                 "groups": {v: {str(k): {"n": int((lab == k).sum()), "share": float(flips[sel][lab == k].mean())}
                                for k in sorted(set(lab.tolist()))} for v, lab in views.items()},
             }  # fmt: skip
             table["one_change_flips"] = flips
+        out["notes"] = info["notes"]
         return out, table
 
     @staticmethod
