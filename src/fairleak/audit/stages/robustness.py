@@ -342,7 +342,8 @@ class RobustnessStage(Stage):
         out: dict[str, Any] = {
             "records": len(rows), "members": int(member.sum()), "nonmembers": int(non.sum()),
             "method": info["methods"][cfg.norms[-1]],
-            "space": {**info["space"], "fixed": sorted(set(d.ds.protected) | set(cfg.immutable))},
+            "space": {**info["space"], "fixed": sorted(set(d.ds.protected)
+                                                       | (set(cfg.immutable) & set(d.ds.features.columns)))},
             "norms": {},
         }  # fmt: skip
         src = d.ds.source_rows[rows] if len(d.ds.source_rows) else rows
