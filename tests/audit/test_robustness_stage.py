@@ -29,6 +29,7 @@ def _robustness_only(**section):
     for s in ("attacks", "group_risk", "fd_mia"):
         cfg.stages[s].enabled = False
     cfg.robustness.n_bootstrap = 50
+    cfg.robustness.max_records = 400
     cfg.robustness.min_group_size = 10
     cfg.robustness.boundary_iterations = 6
     cfg.robustness.boundary_directions = 12
@@ -43,14 +44,16 @@ def _robustness_only(**section):
 
 
 def test_stage_results_report_and_cached_rerun(tmp_path):
-    cfg = _robustness_only(norms=["l2", "linf"], immutable=["fnlwgt"])
+    cfg = _robustness_only(norms=["l2", "linf"], immutable=["capital_loss", "fnlwgt"])
     res = run_audit(cfg, out_dir=tmp_path)
     data = res.results
     jsonschema.validate(data, results_schema())
     base = data["models"]["baseline"]["robustness"]
     hgb = data["models"]["hgb"]["robustness"]
     assert base["method"] == "pgd" and hgb["method"] == "boundary"  # last norm's method
-    assert "fnlwgt" not in base["space"]["numeric"] and "fnlwgt" in base["space"]["fixed"]
+    assert "capital_loss" not in base["space"]["numeric"] and "capital_loss" in base["space"]["fixed"]
+    assert "age" in base["space"]["numeric"] and "fnlwgt" not in base["space"]["fixed"]
+    assert any("fnlwgt" in n for n in data["notes"])  # not a feature: ignored, said so
     for p in data["dataset"]["protected"]:
         assert p in base["space"]["fixed"]
     for r in (base, hgb):
