@@ -82,3 +82,18 @@ def test_bad_distances_refused():
         group_robustness(np.array([np.nan, 1.0]), correct=[True, True], y_true=[0, 1], sensitive=["a", "b"])
     with pytest.raises(DataValidationError, match="differ in length"):
         group_robustness(np.ones(3), correct=[True], y_true=[0, 1, 1], sensitive=["a", "b", "c"])
+
+
+def test_robust_accuracy_gap_and_per_label_shares():
+    X, y, sens = _planted(seed=2)
+    lr = LogisticRegression(C=100).fit(X, y)
+    res = minimal_perturbation(lr, X, PerturbationSpace.all_numeric(4))
+    out = group_robustness(res.distance, correct=lr.predict(X) == y, y_true=y, sensitive=sens,
+                           budgets=(0.1, 0.25), n_bootstrap=20)  # fmt: skip
+    gap = out["disparity"]["race"]["robust_accuracy_gap"]
+    ra = {g: v["robust_accuracy"] for g, v in out["groups"]["race"].items()}
+    assert gap["0.1"] == pytest.approx(abs(ra["A"]["0.1"] - ra["B"]["0.1"]))
+    assert gap["0.1"] > 0.1  # the squeezed group loses robust accuracy first
+    b = out["groups"]["race"]["B"]["by_label"]["1"]["flipped_within"]["0.1"]
+    a = out["groups"]["race"]["A"]["by_label"]["1"]["flipped_within"]["0.1"]
+    assert b > a

@@ -6,10 +6,13 @@ meaningful distance (ALGORITHMS-2.md section 5); base rates differ by group, so 
 also given per true label. Intervals are percentile bootstraps, each group resampled on its own.
 
 - per group: median, mean and quantiles of the distance, the share flipped within each budget
-  (``P(r <= eps | correct)``), robust accuracy ``RA(eps) = P(correct and r > eps)``;
+  (``P(r <= eps | correct)``), robust accuracy ``RA(eps) = P(correct and r > eps)``; per true
+  label the median and the share flipped (for a favourable positive label, label 1's share is
+  the share of adverse flips, positive to negative);
 - disparity per view: the most brittle group (smallest median) against the least brittle one:
   ratio (``worst / best``, 1 = equal) and difference of medians, with bootstrap intervals of the
-  figure for those two groups; groups below ``min_group_size`` correct records take no part;
+  figure for those two groups, and the robust-accuracy gap (max - min) at each budget; groups
+  below ``min_group_size`` correct records take no part;
 - correlation of group size with the group's median (Spearman; the seeds' question whether
   scarcity explains brittleness);
 - :func:`membership_link`: the boundary distance as a label-only membership score
@@ -168,13 +171,21 @@ def group_robustness(
             s["by_label"] = {}
             for lab in labels:
                 dl = d[sel & c & (y == int(lab))]
-                s["by_label"][lab] = {"n_correct": len(dl), "median": _finite(_quantile(dl, 0.5)) if len(dl) else None}
+                s["by_label"][lab] = {
+                    "n_correct": len(dl), "median": _finite(_quantile(dl, 0.5)) if len(dl) else None,
+                    "flipped_within": {f"{e:g}": float((dl <= e).mean()) if len(dl) else None for e in budgets},
+                }  # fmt: skip
                 if len(dl) >= min_group_size:
                     meds_l[lab][g] = s["by_label"][lab]["median"]
                     boots_l[lab][g] = _boot_medians(dl, n_bootstrap, rng)
             groups[g] = s
         out["groups"][view] = groups
         out["disparity"][view] = _disparity(meds, boots, confidence)
+        if out["disparity"][view] is not None:  # robust accuracy gap across the eligible groups
+            ra = [groups[g]["robust_accuracy"] for g in meds]
+            out["disparity"][view]["robust_accuracy_gap"] = {
+                k: float(max(r[k] for r in ra) - min(r[k] for r in ra)) for k in ra[0]
+            }
         out["disparity_by_label"][view] = {lab: _disparity(meds_l[lab], boots_l[lab], confidence)
                                            for lab in labels}  # fmt: skip
         fin = [(groups[g]["n"], m) for g, m in meds.items() if m is not None and np.isfinite(m)]

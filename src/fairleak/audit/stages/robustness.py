@@ -487,7 +487,8 @@ class RobustnessStage(Stage):
                                   low=[(bg[c]["ci"].get("auc") or [None])[0] for c in cats],
                                   high=[(bg[c]["ci"].get("auc") or [None, None])[1] for c in cats])],
                     y_label="AUC", lines=[RefLine(0.5, "chance")],
-                    note=f"overall AUC {mem['auc']:.3f}: above 0.5, members sit farther from the boundary",
+                    note=f"overall AUC {mem['auc']:.3f} (above 0.5: members sit farther from the "
+                    "boundary than non-members, a label-only membership signal)",
                 ))  # fmt: skip
         oc = r.get("one_change")
         if oc and oc.get("features"):
