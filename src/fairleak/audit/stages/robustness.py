@@ -414,6 +414,32 @@ class RobustnessStage(Stage):
                                  "same_worst": None if not (dw and rw) else dw["worst"] == rw["worst"]}  # fmt: skip
                 cmp[norm] = per
             results[n]["vs_reference"] = cmp
+        self._link_group_risk(results, ctx)
+
+    @staticmethod
+    def _link_group_risk(results: dict[str, Any], ctx: AuditContext) -> None:
+        """Where the group_risk stage ran for a model: Spearman across groups of the median flip
+        distance against the held-out GPR (are the brittle groups the privacy-exposed ones?)."""
+        gr = ctx.results.get("group_risk") or {}
+        for n, r in results.items():
+            risk = gr.get(n)
+            if "norms" not in r or not risk or "gpr" not in risk:
+                continue
+            link: dict[str, Any] = {}
+            for norm, g in r["norms"].items():
+                per = {}
+                for view, groups in g["groups"].items():
+                    gp = (risk["gpr"].get(view) or {}).get("pa_alooa_heldout") or {}
+                    common = [k for k, v in groups.items() if not v["too_small"] and v["median"] is not None
+                              and k in gp and not gp[k].get("too_small") and gp[k].get("gpr") is not None]  # fmt: skip
+                    rho = None
+                    if len(common) >= 3:
+                        a = [groups[k]["median"] for k in common]
+                        b = [gp[k]["gpr"] for k in common]
+                        rho = float(stats.spearmanr(a, b)[0]) if len(set(a)) > 1 and len(set(b)) > 1 else None
+                    per[view] = {"spearman": rho, "n_groups": len(common)}
+                link[norm] = per
+            r["vs_group_risk"] = link
 
     # ---- presenting
     @staticmethod
@@ -450,19 +476,22 @@ class RobustnessStage(Stage):
             for view, disp in g["disparity"].items():
                 sc = g["size_correlation"].get(view, {})
                 vs = r.get("vs_reference", {}).get(norm, {}).get(view, {})
+                vg = r.get("vs_group_risk", {}).get(norm, {}).get(view, {})
                 if disp is None:
-                    rows.append([view, "", "", None, None, sc.get("spearman"), vs.get("spearman")])
+                    rows.append([view, "", "", None, None, sc.get("spearman"), vs.get("spearman"),
+                                 vg.get("spearman")])  # fmt: skip
                     continue
                 rows.append([
                     view, disp["worst"], disp["best"],
                     Estimate(disp["ratio"], *disp["ratio_ci"]),
                     Estimate(disp["difference"], *disp["difference_ci"]),
-                    sc.get("spearman"), vs.get("spearman"),
+                    sc.get("spearman"), vs.get("spearman"), vg.get("spearman"),
                 ])  # fmt: skip
             conf = round(100 * g["confidence"])
             blocks.append(Table(
                 ["view", "most brittle", "least brittle", f"ratio of medians [{conf}% CI]",
-                 "difference", "size vs median (Spearman)", "ranking vs reference (Spearman)"],
+                 "difference", "size vs median (Spearman)", "ranking vs reference (Spearman)",
+                 "median vs GPR (Spearman)"],
                 rows, title=f"Robustness disparity ({norm.upper()}, {model})", left=3,
             ))  # fmt: skip
             for view, groups in g["groups"].items():
