@@ -58,7 +58,7 @@ def main(seed: int = 0, n_test: int = 3000, eps: float = 0.5) -> None:
     Xt = X[test]
     sens = ds.sensitive.iloc[test].reset_index(drop=True)
     out: dict = {"seed": seed, "eps": eps, "n_members": len(split.members), "n_test": len(test),
-                 "features": D, "changeable": int(len(space.numeric))}  # fmt: skip
+                 "features": D, "changeable": len(space.numeric)}  # fmt: skip
     with torch.no_grad():
         out["reconstruction_mse_test"] = float(((dec(enc(torch.as_tensor(Xt))) - torch.as_tensor(Xt)) ** 2).mean())
     codes_m = enc(Xm).detach().numpy()
