@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fairleak.attacks import ModelOutputs
+from fairleak.audit.backends import Backend, LocalBackend
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.recipes import Fitted, Inputs, Recipe
 from fairleak.train import model_seeds
@@ -49,12 +50,15 @@ def _digest(a: np.ndarray) -> str:
 
 
 class ModelBank:
-    """Trains and caches model sets for one audit's data (``inputs`` with ``fingerprint``)."""
+    """Trains and caches model sets for one audit's data (``inputs`` with ``fingerprint``), in
+    this process or on Ray (``backend``, :mod:`fairleak.audit.backends`; the models are the same)."""
 
     def __init__(
-        self, inputs: Inputs, fingerprint: str, cache: StageCache, progress: Progress | None = None
-    ) -> None:
+        self, inputs: Inputs, fingerprint: str, cache: StageCache, progress: Progress | None = None,
+        backend: Backend | None = None,
+    ) -> None:  # fmt: skip
         self.inputs, self.fingerprint, self.cache, self.progress = inputs, fingerprint, cache, progress
+        self.backend = backend if backend is not None else LocalBackend()
         self.trainings = 0
 
     def train(
@@ -85,23 +89,22 @@ class ModelBank:
             outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
             return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))
         self.trainings += 1
-        unit = "fits" if recipe.kind != "fairleak" else "steps"
-        fitted = recipe.fit(
-            self.inputs, rows, masks, seeds,
-            progress=None if self.progress is None else (lambda d, t: self._tick(task, d, t, unit)),
+        shard = self.backend.run(
+            recipe, self.inputs, rows, masks, seeds, eval_rows,
+            tick=None if self.progress is None else (lambda d, t, unit: self._tick(task, d, t, unit)),
         )  # fmt: skip
-        outputs = fitted.outputs(self.inputs, eval_rows)
+        outputs, privacy = shard.outputs, shard.privacy
         trained = np.zeros((len(masks), len(self.inputs.y)), dtype=bool)
         for k, m in enumerate(masks):
             trained[k, rows[m]] = True
         trained_on = trained[:, eval_rows]
-        arrays = {"trained_on": trained_on, "privacy": np.array(json.dumps(fitted.privacy))}
+        arrays = {"trained_on": trained_on, "privacy": np.array(json.dumps(privacy))}
         if outputs.logits is not None:
             arrays["logits"] = outputs.logits.astype(np.float64)
         else:
             arrays["proba"] = outputs.proba
         self.cache.put_arrays("models", key, arrays)
-        return ModelSet(outputs, trained_on, fitted.privacy, fitted)
+        return ModelSet(outputs, trained_on, privacy, shard.fitted)
 
     def _tick(self, task: str, done: int, total: int, unit: str) -> None:
         if self.progress is not None:
