@@ -84,3 +84,12 @@ def test_unknown_model_is_a_config_error():
     cfg = _robustness_only()
     with pytest.raises((ConfigError, ValueError), match=r"robustness\.models"):
         type(cfg).model_validate({**cfg.model_dump(), "stages": {"robustness": {"models": ["nope"]}}})
+
+
+def test_a_method_the_model_cannot_take_skips_it_with_the_reason():
+    cfg = _robustness_only(method="exact", max_records=100)
+    data = run_audit(cfg).results
+    for m in ("baseline", "hgb"):
+        assert "linear" in data["models"][m]["robustness"]["skipped"]
+    assert any("robustness skipped" in n for n in data["notes"])
+    jsonschema.validate(data, results_schema())

@@ -41,6 +41,7 @@ from fairleak.audit.stages.base import (
     register_stage,
 )
 from fairleak.data import TabularPreprocessor, group_views
+from fairleak.errors import DataValidationError
 from fairleak.robustness import PerturbationSpace, decision_function_of, minimal_perturbation
 from fairleak.robustness.groups import group_robustness, membership_link
 from fairleak.train import model_seeds
@@ -289,7 +290,12 @@ class RobustnessStage(Stage):
                 if isinstance(got, str):
                     results[name] = {"skipped": got}
                     continue
-                raw = self._attack(ctx, cfg, name, got)
+                try:
+                    raw = self._attack(ctx, cfg, name, got)
+                except DataValidationError as exc:  # e.g. method: exact for a model that is not linear
+                    results[name] = {"skipped": str(exc)}
+                    notes.append(f"robustness skipped '{name}': {exc}")
+                    continue
                 cache.put_arrays(self.name, key, raw)
             res_model, table = self._figures(ctx, cfg, name, raw, rows, member)
             results[name] = res_model
