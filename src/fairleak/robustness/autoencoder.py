@@ -19,6 +19,9 @@ pair (a VAE's encoder may return ``(mu, logvar)``: the mean is used):
   disparity (most damaged group against least);
 - :func:`latent_group_shift`: with a group classifier fitted on clean latent codes (the study's
   downstream classifier; fitted by the caller), how many records' codes move to another group.
+
+Written here: ART's and torchattacks' attacks optimise a classifier's loss on labels; none
+maximises a reconstruction change through an encoder / decoder pair or reads intermediate layers.
 """
 
 from __future__ import annotations
