@@ -107,3 +107,17 @@ def test_members_sit_farther_from_the_boundary_of_a_memorising_model():
     assert r["fairness"]["accuracy"]["train"] > 0.95
     mem = r["robustness"]["norms"]["l2"]["membership"]
     assert mem["auc"] > 0.55 and mem["ci"]["auc"][0] > 0.5
+
+
+def test_pipeline_fed_its_own_encoding_decides_as_through_the_dataframe(monkeypatch):
+    """The shortcut for Pipelines that start with fairleak's preprocessor gives the same
+    decisions, hence the same distances, as decoding every query to a DataFrame."""
+    from fairleak.audit.stages import robustness as stage
+
+    cfg = _robustness_only(max_records=120, categorical="swap")
+    cfg.models = [cfg.models[1]]  # the HistGradientBoosting pipeline
+    fast = run_audit(cfg).tables["robustness_per_record"]
+    monkeypatch.setattr(stage._PipelineMap, "of", classmethod(lambda cls, *a: None))
+    slow = run_audit(cfg).tables["robustness_per_record"]
+    np.testing.assert_array_equal(fast.distance_l2.to_numpy(), slow.distance_l2.to_numpy())
+    np.testing.assert_array_equal(fast.one_change_flips.to_numpy(), slow.one_change_flips.to_numpy())

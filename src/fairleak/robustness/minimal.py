@@ -329,40 +329,43 @@ def _blend(x: np.ndarray, xa: np.ndarray, t: np.ndarray, norm: Norm, dist_inf: n
 
 def _bisect_boundary(
     flips: Any, x: np.ndarray, xa: np.ndarray, idx: np.ndarray, norm: Norm, rounds: int,
-    points: int = 16,
+    points: int = 4,
 ) -> tuple[np.ndarray, int]:
-    """The point nearest the record on the path from it to ``xa`` that is still flipped: a
-    grid of ``points`` along the current bracket per round (one batched model call per round
-    rather than one per bisection step: a pipeline's per-call cost dominates)."""
+    """The point nearest the record on the path from it to ``xa`` that is still flipped: per
+    round, ``points - 1`` inner points of the current bracket in one batched model call (the
+    bracket shrinks ``points``-fold; ``points=2`` is bisection: fewer queries, more calls)."""
     dinf = np.abs(xa - x).max(axis=1)
     n = len(x)
     lo, hi = np.zeros(n), np.ones(n)
-    frac = np.arange(1, points + 1) / points
+    frac = np.arange(1, points) / points
+    rr = np.arange(n)
     for _ in range(rounds):
-        t = lo[:, None] + (hi - lo)[:, None] * frac[None, :]  # [n, points], ends at hi
-        pts = np.concatenate([_blend(x, xa, t[:, k], norm, dinf) for k in range(points)])
-        f = flips(pts, np.tile(idx, points)).reshape(points, n).T
-        first = np.where(f.any(1), f.argmax(1), points - 1)
-        new_hi = t[np.arange(n), first]
-        new_lo = np.where(first > 0, t[np.arange(n), np.maximum(first - 1, 0)], lo)
-        hi, lo = new_hi, new_lo
-    return _blend(x, xa, hi, norm, dinf), rounds * points * n
+        t = lo[:, None] + (hi - lo)[:, None] * frac[None, :]  # [n, points - 1], inside (lo, hi)
+        pts = np.concatenate([_blend(x, xa, t[:, k], norm, dinf) for k in range(points - 1)])
+        f = flips(pts, np.tile(idx, points - 1)).reshape(points - 1, n).T
+        t = np.concatenate([t, hi[:, None]], axis=1)  # hi is flipped
+        f = np.concatenate([f, np.ones((n, 1), dtype=bool)], axis=1)
+        first = f.argmax(1)
+        new_lo = np.where(first > 0, t[rr, np.maximum(first - 1, 0)], lo)
+        hi, lo = t[rr, first], new_lo
+    return _blend(x, xa, hi, norm, dinf), rounds * (points - 1) * n
 
 
 def boundary_search(
     predict: Decision, X: np.ndarray, space: PerturbationSpace, *, norm: Norm = "l2",
     pool: np.ndarray | None = None, iterations: int = 25, directions: int = 40,
-    init_tries: int = 20, bisection: int = 3, seed: int = 0,
+    init_tries: int = 20, bisection: int = 5, step_tries: int = 6, seed: int = 0,
 ) -> MinimalPerturbation:  # fmt: skip
     """Decision-based minimal perturbation for any model (only its decisions are used).
 
     Start: the nearest flipped point among ``init_tries`` candidates per record (the record with
     its mutable numeric coordinates taken from ``pool`` rows the model classifies the other
     way, and Gaussian draws of growing scale). Then ``iterations`` rounds of: search back toward
-    the record for the boundary (``bisection`` rounds of a 16-point grid: resolution 16^-k),
-    estimate the boundary's normal from the decisions at ``directions`` random nearby points,
-    step along it (geometric step search), keep the point if it is closer. Every stage is one
-    batched call of the model per round, whatever the number of records.
+    the record for the boundary (``bisection`` rounds of 3 points: resolution 4^-k of the
+    segment), estimate the boundary's normal from the decisions at ``directions`` random nearby
+    points, step along it (the longest of ``step_tries`` halving steps that stays flipped), keep
+    the point if it is closer. Every stage is one batched call of the model per round, whatever
+    the number of records.
     """
     X = space.check(X)
     rng = np.random.default_rng(seed)
@@ -435,18 +438,18 @@ def boundary_search(
         gn = np.linalg.norm(g, axis=1, keepdims=True)
         g = np.where(gn > 0, g / np.maximum(gn, 1e-12), 0.0)
         # geometric step search along the normal: the longest of d/sqrt(it+1) / 2^k that stays
-        # on the flipped side (all 10 tried in one call)
+        # on the flipped side (all tried in one call)
         xi0 = d / np.sqrt(it + 1)
         steps = []
-        for h in range(10):
+        for h in range(step_tries):
             step = xa.copy()
             step[:, m] += ((xi0 / 2**h)[:, None] * g).astype(np.float32)
             steps.append(space.clip(step))
-        f = flips(np.concatenate(steps), np.tile(idx, 10)).reshape(10, len(idx))
-        queries += 10 * len(idx)
+        f = flips(np.concatenate(steps), np.tile(idx, step_tries)).reshape(step_tries, len(idx))
+        queries += step_tries * len(idx)
         first = np.where(f.any(0), f.argmax(0), -1)
         cand = xa.copy()
-        for h in range(10):
+        for h in range(step_tries):
             take = first == h
             cand[take] = steps[h][take]
         new, q = _bisect_boundary(flips, x, cand, idx, norm, bisection)

@@ -68,8 +68,8 @@ class RobustnessSection(StageConfig):
     n_bootstrap: int = Field(200, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     min_group_size: int = Field(30, ge=1, description="groups with fewer correct non-members: no figures")
-    boundary_iterations: int = Field(20, ge=0, description="boundary search: refinement rounds")
-    boundary_directions: int = Field(32, ge=2, description="boundary search: probes per round")
+    boundary_iterations: int = Field(15, ge=0, description="boundary search: refinement rounds")
+    boundary_directions: int = Field(24, ge=2, description="boundary search: probes per round")
 
 
 def _digest(a: np.ndarray) -> str:
@@ -103,9 +103,12 @@ class _Encoding:
         enc = self.pre.column_transformer_.named_transformers_
         self.num = enc["num"] if self.pre.numeric_ else None
         self.cat = enc["cat"] if self.pre.categorical_ else None
-        self.values = {
-            c: {str(v): v for v in pd.unique(feats[c].iloc[d.population])} for c in self.pre.categorical_
-        }
+        # each one-hot category back to the column's own value (the encoder saw strings)
+        self.values: dict[str, np.ndarray] = {}
+        if self.cat is not None:
+            for c, cats in zip(self.pre.categorical_, self.cat.categories_, strict=True):
+                own = {str(v): v for v in pd.unique(feats[c].iloc[d.population])}
+                self.values[c] = np.array([own.get(str(v), v) for v in cats], dtype=object)
 
     def space(self, immutable: list[str], categorical: bool) -> PerturbationSpace:
         fixed = [c for c in immutable if c in self.features.columns]
@@ -130,9 +133,8 @@ class _Encoding:
                 block = Z[:, start : start + len(cats)]
                 start += len(cats)
                 if c in out.columns:
-                    pick = np.asarray(cats, dtype=object)[block.argmax(1)]
                     keep = block.max(1) < 0.5  # an unseen category (all zeros): unchanged
-                    new = np.array([self.values[c].get(str(v), v) for v in pick], dtype=object)
+                    new = self.values[c][block.argmax(1)]
                     out[c] = np.where(keep, out[c].to_numpy(dtype=object), new)
         return out
 
@@ -208,9 +210,76 @@ def _attackable(
         return "the model reads a plain array, not a table fairleak can encode"
     base = base.iloc[audit_rows].reset_index(drop=True)
     j = positive_column(est, d.ds.positive) if hasattr(est, "classes_") else 1
+    mapped = _PipelineMap.of(est, enc, base)
+    if mapped is not None:  # fairleak's preprocessor in front: no DataFrames per query
+        return _Attackable(_Decoded(mapped.rest, j), X, enc.space(immutable, categorical), mapped,
+                           list(enc.pre.numeric_), enc.space(immutable, True), notes)  # fmt: skip
     return _Attackable(_Decoded(est, j), X, enc.space(immutable, categorical),
                        lambda Z, rows: enc.decode(Z, base, rows), list(enc.pre.numeric_),
                        enc.space(immutable, True), notes)  # fmt: skip
+
+
+class _PipelineMap:
+    """A scikit-learn Pipeline whose first step is a fitted :class:`TabularPreprocessor` (what
+    ``preprocess: auto`` builds), queried on fairleak's encoding without DataFrames: the record's
+    own encoding by the pipeline, with the coordinates fairleak's encoding covers mapped in
+    (numerics affinely: both are standardisations of the same column; categories by value).
+    The decision-based search makes millions of queries; a DataFrame per query batch through
+    the pipeline's one-hot encoder cost ~100x more."""
+
+    def __init__(self, pipe: Any, enc: _Encoding, base: pd.DataFrame) -> None:
+        pre = pipe.steps[0][1]
+        self.rest = pipe[1:]
+        self.base = np.asarray(pre.transform(base), dtype=np.float32)
+        nn_p = len(pre.numeric_)
+        num_p = pre.column_transformer_.named_transformers_["num"] if nn_p else None
+        # (ours, theirs, our scale and mean, their mean and scale): the same float64 operations
+        # as decoding to the raw value and their StandardScaler, so the same float32 inputs
+        self.num: list[tuple[int, int, float, float, float, float]] = []
+        for i, c in enumerate(enc.pre.numeric_):
+            if num_p is not None and c in pre.numeric_:
+                k = pre.numeric_.index(c)
+                self.num.append((i, k, float(enc.num.scale_[i]), float(enc.num.mean_[i]),
+                                 float(num_p.mean_[k]), float(num_p.scale_[k])))  # fmt: skip
+        self.cat: list[tuple[int, int, int, int, np.ndarray]] = []
+        cat_p = pre.column_transformer_.named_transformers_["cat"] if pre.categorical_ else None
+        start_p = {}
+        pos = nn_p
+        if cat_p is not None:
+            for c, cats in zip(pre.categorical_, cat_p.categories_, strict=True):
+                start_p[c] = (pos, [str(v) for v in cats])
+                pos += len(cats)
+        start = len(enc.pre.numeric_)
+        if enc.cat is not None:
+            for c, cats in zip(enc.pre.categorical_, enc.cat.categories_, strict=True):
+                if c in start_p:
+                    ps, pcats = start_p[c]
+                    where = np.array([pcats.index(str(v)) if str(v) in pcats else -1 for v in cats])
+                    self.cat.append((start, len(cats), ps, len(pcats), where))
+                start += len(cats)
+
+    @classmethod
+    def of(cls, est: Any, enc: _Encoding, base: pd.DataFrame) -> _PipelineMap | None:
+        from sklearn.pipeline import Pipeline
+
+        if not (isinstance(est, Pipeline) and len(est.steps) > 1
+                and isinstance(est.steps[0][1], TabularPreprocessor)):  # fmt: skip
+            return None
+        return cls(est, enc, base)
+
+    def __call__(self, Z: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        P = self.base[rows if rows is not None else np.zeros(len(Z), dtype=np.int64)].copy()
+        for i, k, sc, mu, mu_p, sc_p in self.num:
+            P[:, k] = ((Z[:, i].astype(np.float64) * sc + mu) - mu_p) / sc_p
+        n = np.arange(len(Z))
+        for s, size, ps, psize, where in self.cat:
+            block = Z[:, s : s + size]
+            seen = block.max(1) >= 0.5  # all zeros: a category unseen by fairleak's encoding, kept
+            tgt = where[block.argmax(1)]
+            P[seen, ps : ps + psize] = 0.0
+            ok = seen & (tgt >= 0)
+            P[n[ok], ps + tgt[ok]] = 1.0
+        return P
 
 
 def _one_change(model: Any, X: np.ndarray, space: PerturbationSpace, decode: Any) -> np.ndarray:
