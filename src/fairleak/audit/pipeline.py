@@ -160,7 +160,7 @@ def _score_targets(ctx: AuditContext) -> None:
                 t.recipe, rows=d.members, masks=np.ones((1, len(d.members)), bool),
                 seed=ctx.seed("target"), eval_rows=everything, task=f"model · {t.name}",
             )  # fmt: skip
-            t.outputs, t.privacy = ms.outputs, ms.privacy
+            t.outputs, t.privacy, t.trained = ms.outputs, ms.privacy, ms.fitted
             if "oversample_added_rows" in ms.privacy:
                 added = {k: int(v) for k, v in ms.privacy["oversample_added_rows"].items()}
                 t.notes.append(f"Synthetic rows added to the members per (group|class) cell: {added}.")

@@ -61,6 +61,7 @@ class AuditTarget:
     notes: list[str] = field(default_factory=list)
     outputs: ModelOutputs | None = None
     privacy: dict[str, Any] = field(default_factory=dict)
+    trained: Any = None  # the audit-trained model itself (a recipe's Fitted), when trained in this run
 
     @property
     def trained_by_audit(self) -> bool:
