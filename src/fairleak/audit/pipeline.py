@@ -24,6 +24,8 @@ from fairleak.audit.stages import STAGES, AuditContext
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
 from fairleak.data import TabularDataset, dataset_summary, read_table
 from fairleak.errors import DataValidationError
+from fairleak.train import TrainConfig
+from fairleak.validation import replace as replace_params
 
 __all__ = ["AuditResult", "Progress", "audit_model", "run_audit"]
 
@@ -102,6 +104,16 @@ def _predictions(spec: ModelSpec, data: AuditData) -> np.ndarray:
     return p
 
 
+def _small_data_batches(train: TrainConfig, n_rows: int, min_batches: int | None) -> TrainConfig:
+    """``train`` with a batch small enough for ``min_batches`` batches an epoch on ``n_rows`` rows
+    (never below 16). With few rows a fixed batch of 256 gives a handful of steps an epoch, and
+    DP-SGD (sampling rate near 1) then learns nothing but the majority class."""
+    if min_batches is None or n_rows >= min_batches * train.batch_size:
+        return train
+    size = max(16, n_rows // min_batches)
+    return train if size >= train.batch_size else replace_params(train, batch_size=size)
+
+
 def build_targets(
     cfg: AuditConfig, data: AuditData, fitted: Mapping[str, Any] | None = None
 ) -> dict[str, AuditTarget]:
@@ -110,7 +122,15 @@ def build_targets(
     for spec in cfg.models:
         notes: list[str] = []
         if spec.kind == "fairleak":
-            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(spec.train or cfg.train, spec.fairness, spec.dp))
+            asked = spec.train_config(cfg.train)
+            train = _small_data_batches(asked, len(data.members), cfg.min_batches_per_epoch)
+            if train.batch_size != asked.batch_size:
+                notes.append(
+                    f"'{spec.name}' trains with batch size {train.batch_size} instead of "
+                    f"{asked.batch_size}: {len(data.members):,} training rows would "
+                    f"give fewer than {cfg.min_batches_per_epoch} batches an epoch (min_batches_per_epoch)."
+                )
+            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(train, spec.fairness, spec.dp))
         elif spec.kind == "sklearn":
             est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
             t = AuditTarget(spec.name, "sklearn", SklearnRecipe(estimator=est))
