@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fairleak.audit.verdict import VerdictSection
 from fairleak.errors import ConfigError
 from fairleak.train import DPConfig, FairnessConfig, TrainConfig
 from fairleak.validation import allowed_values
@@ -195,6 +196,7 @@ class AuditConfig(Section):
         description="fairleak's recipes use a smaller batch when the training rows would give fewer "
         "batches an epoch than this (small data: German Credit); null: always train.batch_size",
     )
+    verdict: VerdictSection = Field(default_factory=VerdictSection)
     stages: dict[str, Any] = Field(default_factory=_stage_sections)
 
     @field_validator("stages")

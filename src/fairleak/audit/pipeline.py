@@ -21,6 +21,7 @@ from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, defau
 from fairleak.audit.data import AuditData, prepare_data
 from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
 from fairleak.audit.stages import STAGES, AuditContext
+from fairleak.audit.verdict import verdict
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
 from fairleak.data import TabularDataset, dataset_summary, read_table
 from fairleak.errors import DataValidationError
@@ -226,6 +227,7 @@ def run_audit(
             tables.setdefault(k, []).extend(v)
         notes += out.notes
     results = _assemble(ctx, notes)
+    results["verdict"] = verdict(_round(results), cfg.verdict)
     frames = {k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}
     return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings)
 

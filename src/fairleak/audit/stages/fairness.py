@@ -16,7 +16,7 @@ from fairleak.audit.stages.base import (
     StageOutput,
     register_stage,
 )
-from fairleak.fairness import GAPS, fairness_report
+from fairleak.fairness import GAPS, check_predictor, fairness_report
 
 __all__ = ["FairnessStage"]
 
@@ -25,6 +25,13 @@ class FairnessSection(StageConfig):
     min_group_size: int = Field(30, ge=1, description="groups below this are left out of gaps")
     n_bootstrap: int = Field(500, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)
+    constant_share: float = Field(
+        0.01, ge=0, lt=0.5,
+        description="a model giving the minority decision to fewer rows than this is a constant predictor",
+    )
+    majority_margin: float = Field(
+        0.0, ge=0, lt=1, description="accuracy must beat the majority rate by more than this"
+    )
 
 
 @register_stage
@@ -37,10 +44,18 @@ class FairnessStage(Stage):
         Column("test_accuracy", "test acc"),
         Column("demographic_parity_difference", "DP gap"),
         Column("equalized_odds_difference", "EO gap"),
+        Column("predictor_warning", "warning", digits=0,
+               help="a (nearly) constant predictor or one no better than the majority rate"),
     )
     glossary: ClassVar[dict[str, str]] = {
         "DP gap": "demographic parity difference: the largest minus the smallest selection rate across groups",
         "EO gap": "equalized odds difference: the larger of the TPR gap and the FPR gap across groups",
+        "majority rate": "the accuracy of always predicting the more frequent label: a model must beat it to be useful",
+        "constant predictor": "a model that gives (nearly) everyone the same decision: its fairness gaps are 0 "
+        "but say nothing, so fairleak marks them not meaningful",
+        "selection rate": "share of a group predicted positive",
+        "TPR / FPR": "true positive rate (share of actual positives predicted positive) / false positive rate",
+        "ECE": "expected calibration error: mean gap between predicted probability and observed rate",
     }
 
     @classmethod
@@ -65,14 +80,22 @@ class FairnessStage(Stage):
             min_group_size=cfg.min_group_size, n_bootstrap=cfg.n_bootstrap,
             confidence=cfg.confidence, random_state=ctx.seed("fairness bootstrap", target.name),
         )  # fmt: skip
+        check = check_predictor(d.y[non], y_pred, constant_share=cfg.constant_share,
+                                margin=cfg.majority_margin)  # fmt: skip
         p_train = ctx.target_outputs(target.name, mem).proba
         by_group: dict[str, dict[str, Any]] = {}
         for row in fr.table.to_dict(orient="records"):
             by_group.setdefault(row["attribute"], {})[row["group"]] = {
                 "n": row["count"], "accuracy": row["accuracy"], "too_small": row["too_small"],
             }  # fmt: skip
+        fr_dict = fr.to_dict()
+        if check.degenerate:
+            for gaps in fr_dict["gaps"].values():
+                for g in gaps.values():
+                    g["note"] = check.gap_note + (f"; {g['note']}" if g["note"] else "")
         result = {
-            **fr.to_dict(),
+            **fr_dict,
+            "predictor": check.to_dict(),
             "attribute": d.ds.protected[0],
             "accuracy": {
                 "train": float(((p_train[:, 1] > 0.5) == d.y[mem]).mean()),
@@ -88,10 +111,17 @@ class FairnessStage(Stage):
         if r is None:
             return {}
         gaps = r["gaps"].get(r["attribute"], {})
+        pred = r.get("predictor") or {}
+        if pred.get("degenerate"):
+            shown = "n/m (constant)" if pred.get("constant") else "n/m (<= majority)"
+            return {"test_accuracy": r["accuracy"]["test"], "demographic_parity_difference": shown,
+                    "equalized_odds_difference": shown,
+                    "predictor_warning": "constant predictor" if pred.get("constant") else "no better than majority"}  # fmt: skip
         return {
             "test_accuracy": r["accuracy"]["test"],
             "demographic_parity_difference": gaps.get("demographic_parity_difference", {}).get("value"),
             "equalized_odds_difference": gaps.get("equalized_odds_difference", {}).get("value"),
+            "predictor_warning": None,
         }
 
     def report(self, results: Mapping[str, Any], model: str | None) -> list[Block]:
@@ -99,13 +129,21 @@ class FairnessStage(Stage):
         if r is None:
             return []
         acc = r["accuracy"]
+        pred = r.get("predictor") or {}
+        majority = f" (majority rate {pred['majority_rate']:.3f})" if pred else ""
         blocks: list[Block] = [
-            Text(f"Accuracy: train {acc['train']:.3f}, test {acc['test']:.3f}.", "note")
+            Text(f"Accuracy: train {acc['train']:.3f}, test {acc['test']:.3f}{majority}.", "note")
         ]
+        if pred.get("degenerate"):
+            blocks.append(Text(
+                f"Warning: {pred['reason']}. Its fairness gaps are {pred['gap_note']}: every group "
+                "gets (nearly) the same decision, which says nothing about how it would treat them.", "warn",
+            ))  # fmt: skip
         rows = []
         for attr, gaps in r["gaps"].items():
             for gname, g in gaps.items():
-                rows.append([attr, gname, Estimate(g["value"], g["ci_low"], g["ci_high"]), g["note"] or ""])
+                shown = "not meaningful" if pred.get("degenerate") else Estimate(g["value"], g["ci_low"], g["ci_high"])
+                rows.append([attr, gname, shown, g["note"] or ""])
         conf = round(100 * r["confidence"])
         blocks.append(Table(["attribute", "gap", f"value [{conf}% CI]", "note"], rows, left=2))
         cols = ["selection_rate", "tpr", "fpr", "precision", "accuracy", "ece"]
