@@ -80,12 +80,12 @@ class ModelBank:
         })  # fmt: skip
         hit = self.cache.get_arrays("models", key)
         if hit is not None:
-            self._tick(f"{task} (cached)", 1, 1, "model sets")
+            self._tick(f"{task} (reused from cache)", 1, 1, f"set of {len(masks)} model(s)")
             z = hit.get("logits")
             outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
             return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))
         self.trainings += 1
-        unit = "fits" if recipe.kind != "fairleak" else "steps"
+        unit = "model fits" if recipe.kind != "fairleak" else f"optimiser steps ({len(masks)} models at once)"
         fitted = recipe.fit(
             self.inputs, rows, masks, seeds,
             progress=None if self.progress is None else (lambda d, t: self._tick(task, d, t, unit)),

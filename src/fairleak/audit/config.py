@@ -48,6 +48,11 @@ class DataSection(Section):
     bins: dict[str, list[float]] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list, description="columns that are not features")
     include_protected: bool = False
+    missing: Literal["drop", "impute"] = Field(
+        "drop", description="rows with a missing feature value: drop them, or impute (fitted on the population rows)"
+    )
+    keep: list[str] = Field(default_factory=list, description="columns never dropped as ID-like or constant")
+    auto_drop: bool = Field(True, description="drop ID-like and constant feature columns (with a note)")
     min_group_size: int = Field(10, ge=1)
     member_column: str | None = Field(
         None, description="a column marking the rows the audited model trained on (1/true/yes/train)"

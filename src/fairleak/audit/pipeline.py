@@ -21,10 +21,11 @@ from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, defau
 from fairleak.audit.data import AuditData, prepare_data
 from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
 from fairleak.audit.stages import STAGES, AuditContext
-from fairleak.audit.verdict import verdict
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
+from fairleak.audit.verdict import verdict
 from fairleak.data import TabularDataset, dataset_summary, read_table
 from fairleak.errors import DataValidationError
+from fairleak.threads import limit_threads
 from fairleak.train import TrainConfig
 from fairleak.validation import replace as replace_params
 
@@ -189,6 +190,7 @@ def run_audit(
     models: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
+    threads: int | None = None,
 ) -> AuditResult:
     """Run the audit described by ``cfg`` (default: :func:`default_config`).
 
@@ -197,8 +199,18 @@ def run_audit(
     the audit; ``models``: models you fitted yourself, by name (their membership must be known:
     ``membership``, or ``cfg.data.member_column`` / ``cfg.data.train`` and ``holdout``).
     Finished model sets are cached under ``out_dir/.cache``: a killed run started again reuses
-    them; ``use_cache=False`` recomputes everything (and refreshes the cache).
+    them; ``use_cache=False`` recomputes everything (and refreshes the cache). ``threads``: for
+    torch and BLAS (default: :func:`fairleak.threads.default_threads`).
     """
+    with limit_threads(threads):
+        return _run_audit(cfg, out_dir, dataset, membership, models, progress, use_cache)
+
+
+def _run_audit(
+    cfg: AuditConfig | None, out_dir: Path | str | None, dataset: TabularDataset | None,
+    membership: np.ndarray | None, models: Mapping[str, Any] | None, progress: Progress | None,
+    use_cache: bool,
+) -> AuditResult:  # fmt: skip
     cfg = cfg or default_config()
     cache_root = Path(out_dir) / ".cache" if out_dir is not None else None
     cache = StageCache(cache_root or ".", read=use_cache and cache_root is not None,
@@ -221,7 +233,11 @@ def run_audit(
         section = cfg.stages[name]
         if not section.enabled:
             continue
+        if stage.scope == "audit":
+            ctx.tick(stage.title, 0, 1, "stage")
         out = stage.run(ctx, section)
+        if stage.scope == "audit":
+            ctx.tick(stage.title, 1, 1, "stage")
         ctx.results[name] = out.results
         for k, v in out.tables.items():
             tables.setdefault(k, []).extend(v)

@@ -26,6 +26,7 @@ from fairleak.audit.stages.base import (
     check_model_names,
     register_stage,
 )
+from fairleak.data import sorted_groups
 
 __all__ = ["GroupRiskSection", "GroupRiskStage", "play_pa_alooa"]
 
@@ -90,7 +91,7 @@ def play_pa_alooa(
         labels = sens[attr].to_numpy()
         res.accuracy_by_group[attr] = {
             str(g): float((correct & outside & (labels == g)).sum() / max((outside & (labels == g)).sum(), 1))
-            for g in sorted(set(labels.tolist()))
+            for g in sorted_groups(set(labels.tolist()))
         }
     return res
 
