@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 from pydantic import Field
+from scipy.stats import norm
 
-from fairleak.audit.blocks import Block, Estimate, Table, Text
+from fairleak.audit.blocks import Bars, Block, Estimate, Series, Table, Text
 from fairleak.audit.stages.base import (
     AuditContext,
     Column,
@@ -16,6 +18,7 @@ from fairleak.audit.stages.base import (
     StageOutput,
     register_stage,
 )
+from fairleak.data import sorted_groups
 from fairleak.fairness import GAPS, check_predictor, fairness_report
 
 __all__ = ["FairnessStage"]
@@ -32,6 +35,33 @@ class FairnessSection(StageConfig):
     majority_margin: float = Field(
         0.0, ge=0, lt=1, description="accuracy must beat the majority rate by more than this"
     )
+
+
+def _wilson(k: int, n: int, confidence: float) -> list[float] | None:
+    """Wilson score interval of a proportion k / n (scipy has no vectorised one for plain counts)."""
+    if n == 0:
+        return None
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def _rate_intervals(y: np.ndarray, yhat: np.ndarray, sensitive: Any, confidence: float) -> dict[str, Any]:
+    """Per attribute (not intersections) and group: Wilson intervals of the selection rate and TPR."""
+    out: dict[str, Any] = {}
+    for attr in sensitive.columns:
+        labels = sensitive[attr].to_numpy(dtype=str)
+        out[attr] = {}
+        for g in sorted_groups(set(labels.tolist())):
+            m = labels == g
+            pos = m & (y == 1)
+            out[attr][g] = {
+                "selection_rate": _wilson(int(yhat[m].sum()), int(m.sum()), confidence),
+                "tpr": _wilson(int(yhat[pos].sum()), int(pos.sum()), confidence),
+            }
+    return out
 
 
 @register_stage
@@ -95,6 +125,7 @@ class FairnessStage(Stage):
                     g["note"] = check.gap_note + (f"; {g['note']}" if g["note"] else "")
         result = {
             **fr_dict,
+            "rate_ci": _rate_intervals(d.y[non], y_pred, d.sensitive(non), cfg.confidence),
             "predictor": check.to_dict(),
             "attribute": d.ds.protected[0],
             "accuracy": {
@@ -153,4 +184,28 @@ class FairnessStage(Stage):
         ]
         blocks.append(Table(["attribute", "group", "n", "selection", "TPR", "FPR", "precision",
                              "accuracy", "ECE", ""], rows, left=2))  # fmt: skip
+        blocks += _rate_bars(r, model or "")
         return blocks
+
+
+def _rate_bars(r: Mapping[str, Any], model: str) -> list[Block]:
+    """Selection rate and TPR per group of each attribute, with their intervals; small groups grey."""
+    cis = r.get("rate_ci") or {}
+    groups = {(g["attribute"], g["group"]): g for g in r["groups"]}
+    blocks: list[Block] = []
+    for attr, per in cis.items():
+        cats = [g for g in per if (attr, g) in groups]
+        if not cats:
+            continue
+        series = []
+        for rate, label in (("selection_rate", "selection rate"), ("tpr", "TPR")):
+            vals = [groups[(attr, g)][rate] for g in cats]
+            ci = [per[g][rate] or [None, None] for g in cats]
+            series.append(Series(label, vals, [c[0] for c in ci], [c[1] for c in ci],
+                                 counts=[groups[(attr, g)]["count"] for g in cats],
+                                 muted=[bool(groups[(attr, g)]["too_small"]) for g in cats]))  # fmt: skip
+        labels = [f"{g} (n={groups[(attr, g)]['count']})" for g in cats]
+        blocks.append(Bars(f"Selection rate and TPR per group of {attr} ({model}), 95% Wilson intervals",
+                           labels, series, y_label="rate", y_range=(0.0, 1.0),
+                           note=f"Grey: groups below {r['min_group_size']} rows (left out of the gaps)."))  # fmt: skip
+    return blocks
