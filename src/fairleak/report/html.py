@@ -39,8 +39,9 @@ td.l,th.l{text-align:left;white-space:normal} .note{color:#5a6275;font-size:.88r
 .fig{width:100%;min-height:380px} code{background:#f3f5fa;padding:0 .2rem} dt{font-weight:600} dd{margin:0 0 .4rem 1rem}
 nav.toc{background:#f6f7fb;border:1px solid #dde;padding:.5rem 1rem;font-size:.9rem} nav.toc a{text-decoration:none}
 nav.toc ul{margin:.2rem 0;padding-left:1.2rem} .verdict{border:1px solid #dde;border-radius:6px;padding:.4rem 1rem;margin:.6rem 0}
-.verdict h3{margin:.4rem 0} .verdict li{margin:.2rem 0} li.concern::marker{content:"\26A0  ";color:#c92a2a}
-li.ok::marker{content:"\2713  ";color:#2b8a3e} li.info::marker{content:"\2022  ";color:#5a6275}
+.verdict h3{margin:.4rem 0} .verdict ul{list-style:none;padding-left:.4rem} .verdict li{margin:.25rem 0}
+.lv{display:inline-block;min-width:4.6rem;font-size:.78rem;font-weight:700;text-transform:uppercase}
+.lv.concern{color:#c92a2a} .lv.ok{color:#2b8a3e} .lv.info{color:#5a6275}
 details.model{border-top:1px solid #dde;margin-top:1.6rem} details.model>summary{cursor:pointer;list-style-position:outside}
 details.model>summary h2{display:inline;border:none} .flag{color:#c92a2a;font-weight:600}
 """
@@ -244,6 +245,14 @@ def _anchor(name: str) -> str:
     return "s-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in str(name))
 
 
+_LEVEL = {"concern": "concern", "ok": "ok", "info": "note"}
+
+
+def _sentence(s: dict[str, str]) -> str:
+    level = s["level"] if s["level"] in _LEVEL else "info"
+    return f'<li class="{level}"><span class="lv {level}">{_LEVEL[level]}</span> {_e(s["text"])}</li>'
+
+
 def _verdict(p: _Page, results: dict[str, Any]) -> None:
     """The verdict at the top: sentences stored in results.json (or made from it by the same pure
     function, for results written before the verdict existed)."""
@@ -259,10 +268,10 @@ def _verdict(p: _Page, results: dict[str, Any]) -> None:
         "config's <code>verdict</code> section.</p>"
     )
     for name, sentences in v["models"].items():
-        items = "".join(f'<li class="{_e(s["level"])}">{_e(s["text"])}</li>' for s in sentences)
+        items = "".join(_sentence(s) for s in sentences)
         p.add(f'<div class="verdict"><h3><a href="#{_anchor(name)}">{_e(name)}</a></h3><ul>{items}</ul></div>')
     if v.get("audit"):
-        items = "".join(f'<li class="{_e(s["level"])}">{_e(s["text"])}</li>' for s in v["audit"])
+        items = "".join(_sentence(s) for s in v["audit"])
         p.add(f'<div class="verdict"><h3>Across models</h3><ul>{items}</ul></div>')
 
 
@@ -276,13 +285,6 @@ def render_report(results: dict[str, Any]) -> str:
     p = _Page()
     ds, split = results["dataset"], results["split"]
     p.add(f"<h1>fairleak audit: {_e(ds['name'])}</h1>")
-    audit_sections = [k for k in results if k not in _TOP_FIELDS and k != "verdict"]
-    toc = ['<li><a href="#verdict">Verdict</a></li>', '<li><a href="#summary">Summary and trade-off</a></li>',
-           "<li>Models: " + ", ".join(f'<a href="#{_anchor(n)}">{_e(n)}</a>' for n in results["models"]) + "</li>"]
-    toc += [f'<li><a href="#{_anchor(k)}">{_e(STAGES[k].title if k in STAGES else k)}</a></li>' for k in audit_sections]
-    toc.append('<li><a href="#glossary">Glossary</a></li>')
-    p.add('<nav class="toc"><b>Contents</b><ul>' + "".join(toc) + "</ul></nav>")
-    _verdict(p, results)
     p.add(
         f'<p class="note">{_e(ds["rows"])} rows, label <code>{_e(ds["label"])}</code> (positive '
         f"<code>{_e(ds['positive'])}</code>, base rate {_fmt(ds['base_rate'])}), protected: "
@@ -293,6 +295,13 @@ def render_report(results: dict[str, Any]) -> str:
     )
     for note in results.get("notes", []):
         p.add(f'<p class="note">{_e(note)}</p>')
+    audit_sections = [k for k in results if k not in _TOP_FIELDS and k != "verdict"]
+    toc = ['<li><a href="#verdict">Verdict</a></li>', '<li><a href="#summary">Summary and trade-off</a></li>',
+           "<li>Models: " + ", ".join(f'<a href="#{_anchor(n)}">{_e(n)}</a>' for n in results["models"]) + "</li>"]
+    toc += [f'<li><a href="#{_anchor(k)}">{_e(STAGES[k].title if k in STAGES else k)}</a></li>' for k in audit_sections]
+    toc.append('<li><a href="#glossary">Glossary</a></li>')
+    p.add('<nav class="toc"><b>Contents</b><ul>' + "".join(toc) + "</ul></nav>")
+    _verdict(p, results)
 
     p.add('<h2 id="summary">Summary</h2>')
     cols = results["summary_columns"]
