@@ -86,3 +86,11 @@ def test_numeric_bins_sort_numerically_everywhere(frame):
     frame["age"] = np.r_[np.full(150, 20), np.full(75, 50), np.full(75, 70)]
     ds = load_table(frame, label="outcome", positive="yes", protected=["age"], bins={"age": [25, 45, 65]})
     assert list(ds.group_sizes()["age"]) == ["<25", "[45, 65)", ">=65"]
+
+
+def test_only_id_like_and_constant_features_is_a_clear_error(frame):
+    small = frame[["outcome", "sex", "applicant_id", "country"]]
+    with pytest.raises(DataValidationError, match=r"Every feature column is ID-like or constant.*--no-auto-drop"):
+        load_table(small, label="outcome", positive="yes", protected=["sex"])
+    ds = load_table(small, label="outcome", positive="yes", protected=["sex"], auto_drop=False)
+    assert list(ds.features.columns) == ["applicant_id", "country"]

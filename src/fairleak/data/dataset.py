@@ -305,18 +305,20 @@ def build_dataset(
         )
     for col in keep:
         _require_column(df, col, "keep")
+    nothing_left = None  # raised after the label and group checks, whose messages come first
     if auto_drop:
         auto = _id_like_and_constant(df, [c for c in feature_cols if c not in keep])
-        for col, why in auto.items():
-            notes.append(
-                f"Dropped feature column '{col}': {why}. Keep it with --keep {col} (data.keep)."
-            )
-        feature_cols = [c for c in feature_cols if c not in auto]
-        if not feature_cols:
-            raise DataValidationError(
+        if len(auto) == len(feature_cols):
+            nothing_left = DataValidationError(
                 f"Every feature column is ID-like or constant ({', '.join(auto)}); nothing is left "
-                "to learn from. Keep columns with --keep COL[,COL...]."
+                "to learn from. Keep columns with --keep COL[,COL...], or --no-auto-drop."
             )
+        else:
+            for col, why in auto.items():
+                notes.append(
+                    f"Dropped feature column '{col}': {why}. Keep it with --keep {col} (data.keep)."
+                )
+            feature_cols = [c for c in feature_cols if c not in auto]
     empty = [c for c in feature_cols if df[c].isna().all()]
     if empty:
         raise DataValidationError(
@@ -377,6 +379,8 @@ def build_dataset(
                 "or lower the minimum with --min-group-size."
             )
 
+    if nothing_left is not None:
+        raise nothing_left
     return TabularDataset(
         name=name,
         features=df[feature_cols].reset_index(drop=True),
