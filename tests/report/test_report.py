@@ -115,7 +115,7 @@ def test_report_opens_in_headless_chromium_with_plots_and_no_errors(hostile_repo
         trade = driver.find_element(By.XPATH, "//div[@id='tradeoff']/following-sibling::div[1]")
         text = trade.text
         assert "non-private" in text and "chance" in text and "epsilon -1" not in text
-        glossary = driver.find_element(By.ID, "glossary")
-        assert glossary.find_elements(By.TAG_NAME, "dt")
+        terms = driver.find_elements(By.XPATH, "//h2[@id='glossary']/following-sibling::dl[1]/dt")
+        assert {"AUC", "GPR", "TPR@1%FPR", "constant predictor"} <= {t.text for t in terms}
     finally:
         driver.quit()

@@ -114,10 +114,12 @@ class ModelSpec(Section):
             raise ValueError("use letters, digits, '_', '-' or '.'")
         return v
 
-    @field_validator("train")
+    @field_validator("train", mode="before")
     @classmethod
-    def _train_keys(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is None:
+    def _train_keys(cls, v: Any) -> dict[str, Any] | None:
+        if isinstance(v, TrainConfig):  # a whole recipe: every key set
+            return v.to_dict()
+        if v is None or not isinstance(v, dict):
             return v
         try:
             checked = TrainConfig.model_validate(v)
