@@ -4,6 +4,10 @@ OpenMP pools of NumPy and scikit-learn (through threadpoolctl).
 The default is the number of cores this process may run on (its CPU affinity, e.g. a container's
 or ``taskset``'s limit), lowered by ``OMP_NUM_THREADS`` when that is set: on a machine shared
 with other busy processes, more threads than the cores one gets only adds contention.
+
+The ``fairleak`` command also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch loads:
+OpenMP threads that spin while waiting took the cores of the working threads on a busy machine
+(measured: 4.9x slower). From Python, set it yourself before importing torch.
 """
 
 from __future__ import annotations
