@@ -188,6 +188,10 @@ def audit(
             "--no-cache: recompute everything (nothing is read), then store the fresh results in the cache.",
         ),
     ] = True,
+    figures: Annotated[
+        bool,
+        typer.Option("--figures/--no-figures", help="Also write every chart as a PNG into OUT/figures (for documents)."),
+    ] = True,
     threads: Annotated[
         int | None,
         typer.Option(min=1, help="Threads for torch and BLAS (default: the cores this process may use, at most OMP_NUM_THREADS)."),
@@ -252,11 +256,13 @@ def audit(
             with limit_threads(threads) as n_threads:
                 result = run_audit(cfg, out_dir=out, progress=progress, use_cache=cache,
                                    threads=n_threads)  # fmt: skip
-                progress("writing results.json, Parquet tables, report.html", 0, 2, "files")
+                progress("writing results.json, Parquet tables, report.html, figures", 0, 2, "steps")
                 paths = write_outputs(result, out)
-                progress("writing results.json, Parquet tables, report.html", 1, 2, "files")
-                paths["report"] = write_report(result.results, out / "report.html")
-                progress("writing results.json, Parquet tables, report.html", 2, 2, "files")
+                progress("writing results.json, Parquet tables, report.html, figures", 1, 2, "steps")
+                paths["report"] = write_report(result.results, out / "report.html", figures=figures)
+                if figures:
+                    paths["figures"] = out / "figures"
+                progress("writing results.json, Parquet tables, report.html, figures", 2, 2, "steps")
     except FairleakError as exc:
         _fail(exc)
     res = result.results

@@ -41,6 +41,14 @@ def test_report_is_self_contained_and_escaped(hostile_report):
     assert 'src="http' not in page and "src='http" not in page
 
 
+def test_static_figures_are_written_beside_the_report(hostile_report):
+    path, _ = hostile_report
+    pngs = sorted((path.parent / "figures").glob("*.png"))
+    assert len(pngs) >= 5 and pngs[0].name.startswith("01-trade-off")
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
+    assert any("per-group-auc" in p.name for p in pngs) and any("gpr-per-group" in p.name for p in pngs)
+
+
 def test_render_escapes_model_and_dataset_names(hostile_report):
     _, result = hostile_report
     res = dict(result.results)

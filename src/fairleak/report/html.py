@@ -346,8 +346,13 @@ def render_report(results: dict[str, Any]) -> str:
     )
 
 
-def write_report(results: dict[str, Any], path: Path | str) -> Path:
-    """Write :func:`render_report` to ``path`` atomically."""
+def write_report(results: dict[str, Any], path: Path | str, *, figures: bool = True) -> Path:
+    """Write :func:`render_report` to ``path`` atomically, and (``figures``) a static PNG of every
+    chart into ``figures/`` beside it (:func:`fairleak.report.static.write_figures`)."""
     path = Path(path)
     atomic_write_text(path, render_report(results))
+    if figures:
+        from fairleak.report.static import write_figures
+
+        write_figures(results, path.parent / "figures")
     return path
