@@ -137,9 +137,10 @@ def write_figures(results: dict[str, Any], folder: Path | str, fmt: str = "png")
                 {Bars: _bars, Curves: _curves, Histogram: _histogram}[type(block)](ax, block)
                 title = block.title
             ax.set_title(title, fontsize=9, loc="left", wrap=True)
-            fig.tight_layout()
+            # fixed margins: tight_layout drew every figure twice (half the time of this function)
+            fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.24)
             path = folder / f"{i:02d}-{_slug(where)}-{_slug(title)}.{fmt}"
-            fig.savefig(path, dpi=130)
+            fig.savefig(path, dpi=110)
             paths.append(path)
         finally:
             plt.close(fig)
