@@ -46,12 +46,14 @@ def main() -> None:
         alone, loaded = [], []
         for r in range(args.repeats):
             alone.append(run_fast(Path(tmp) / f"a{r}"))
+            print(f"alone: {alone[-1]:.1f} s", flush=True)
             stop = mp.Event()
             procs = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(args.busy)]
             for p in procs:
                 p.start()
             try:
                 loaded.append(run_fast(Path(tmp) / f"b{r}"))
+                print(f"beside {args.busy} busy: {loaded[-1]:.1f} s", flush=True)
             finally:
                 stop.set()
                 for p in procs:
