@@ -176,7 +176,8 @@ def impute_features(ds: TabularDataset, fit_rows: np.ndarray) -> tuple[TabularDa
         else:
             value, how = known.value_counts().index[0], "most frequent value"
         feats[col] = feats[col].where(~miss, value)
-        notes.append(f"Imputed {int(miss.sum()):,} missing value(s) of '{col}' with the {how} {value!r}.")
+        shown = value.item() if isinstance(value, np.generic) else value
+        notes.append(f"Imputed {int(miss.sum()):,} missing value(s) of '{col}' with the {how} {shown!r}.")
     from dataclasses import replace
 
     return replace(ds, features=feats), notes
