@@ -40,14 +40,16 @@ class PredictorCheck:
 
 
 def check_predictor(
-    y_true: Any, y_pred: Any, *, constant_share: float = 0.01, margin: float = 0.0
+    y_true: Any, y_pred: Any, *, constant_share: float = 0.01, margin: float = 0.0,
+    positive_label: str | None = None,
 ) -> PredictorCheck:
     """Flag a (nearly) constant predictor or one no better than the majority rate.
 
     ``y_true`` and ``y_pred`` are 0/1 arrays (the audit's non-members and the model's decisions).
     A predictor is *constant* when fewer than ``constant_share`` of the rows get the minority
     decision, and *no better than the majority rate* when its accuracy does not exceed the
-    majority class's share by more than ``margin``.
+    majority class's share by more than ``margin``. ``positive_label`` names the positive class
+    in the reason ("predicts 'good' for 100.0% of rows").
     """
     y = np.asarray(y_true).astype(np.int64)
     yhat = np.asarray(y_pred).astype(np.int64)
@@ -63,8 +65,9 @@ def check_predictor(
     worse = acc <= majority + margin
     reason = gap_note = None
     if constant:
-        decided = "positive" if share >= 0.5 else "negative"
-        reason = (f"constant predictor: {decided} for {max(share, 1 - share):.1%} of rows "
+        pos = "positive" if positive_label is None else f"'{positive_label}'"
+        decided = pos if share >= 0.5 else f"not {pos}"
+        reason = (f"constant predictor: predicts {decided} for {max(share, 1 - share):.1%} of rows "
                   f"(accuracy {acc:.3f}, majority rate {majority:.3f})")  # fmt: skip
         gap_note = NOT_MEANINGFUL
     elif worse:

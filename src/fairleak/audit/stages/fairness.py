@@ -111,7 +111,7 @@ class FairnessStage(Stage):
             confidence=cfg.confidence, random_state=ctx.seed("fairness bootstrap", target.name),
         )  # fmt: skip
         check = check_predictor(d.y[non], y_pred, constant_share=cfg.constant_share,
-                                margin=cfg.majority_margin)  # fmt: skip
+                                margin=cfg.majority_margin, positive_label=d.ds.positive)  # fmt: skip
         p_train = ctx.target_outputs(target.name, mem).proba
         by_group: dict[str, dict[str, Any]] = {}
         for row in fr.table.to_dict(orient="records"):
