@@ -23,6 +23,7 @@ audit: setup
 	$(BIN)/fairleak audit
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: setup

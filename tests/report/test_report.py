@@ -41,6 +41,14 @@ def test_report_is_self_contained_and_escaped(hostile_report):
     assert 'src="http' not in page and "src='http" not in page
 
 
+def test_static_figures_are_written_beside_the_report(hostile_report):
+    path, _ = hostile_report
+    pngs = sorted((path.parent / "figures").glob("*.png"))
+    assert len(pngs) >= 5 and pngs[0].name.startswith("01-trade-off")
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000 for p in pngs)
+    assert any("per-group-auc" in p.name for p in pngs) and any("gpr-per-group" in p.name for p in pngs)
+
+
 def test_render_escapes_model_and_dataset_names(hostile_report):
     _, result = hostile_report
     res = dict(result.results)
@@ -96,5 +104,26 @@ def test_report_opens_in_headless_chromium_with_plots_and_no_errors(hostile_repo
         assert "<b>bold</b>" in body
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe
+        # the top: a verdict per model, in plain sentences with intervals, and its thresholds
+        verdict = driver.find_element(By.ID, "verdict")
+        assert verdict.location["y"] < 900  # near the top, before the tables
+        boxes = driver.find_elements(By.CSS_SELECTOR, "div.verdict")
+        assert len(boxes) >= 3 and "baseline" in boxes[0].text
+        assert "AUC" in boxes[0].text and "[" in boxes[0].text
+        assert "rule of thumb" in driver.find_element(By.TAG_NAME, "body").text
+        toc = driver.find_elements(By.CSS_SELECTOR, "nav.toc a")
+        assert {"Verdict", "Glossary"} <= {a.text for a in toc}
+        # one model section: collapsible, with its figures drawn, and it collapses
+        section = driver.find_element(By.CSS_SELECTOR, "details.model")
+        assert section.get_attribute("open") is not None
+        assert section.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
+        section.find_element(By.TAG_NAME, "summary").click()
+        assert section.get_attribute("open") is None
+        # the trade-off view: non-private models named as such, a chance line, axis 0-1
+        trade = driver.find_element(By.XPATH, "//div[@id='tradeoff']/following-sibling::div[1]")
+        text = trade.text
+        assert "non-private" in text and "chance" in text and "epsilon -1" not in text
+        terms = driver.find_elements(By.XPATH, "//h2[@id='glossary']/following-sibling::dl[1]/dt")
+        assert {"AUC", "GPR", "TPR@1%FPR", "constant predictor"} <= {t.text for t in terms}
     finally:
         driver.quit()

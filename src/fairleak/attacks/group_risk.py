@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairleak.data.groups import group_views, normalize_sensitive
+from fairleak.data.groups import group_views, normalize_sensitive, sorted_groups
 from fairleak.errors import DataValidationError
 
 __all__ = [
@@ -108,7 +108,7 @@ def gpr_by_group(
     """Mean (GPR), std and count of per-record values within each group; groups with fewer
     than ``min_group_size`` records are marked ``too_small``."""
     out = {}
-    for g in sorted(set(labels.tolist())):
+    for g in sorted_groups(set(labels.tolist())):
         v = values[labels == g]
         out[str(g)] = {
             "gpr": float(v.mean()),
@@ -211,7 +211,7 @@ def group_risk_from_scores(
     _, thr_global = best_accuracy_per_model(scores, is_in)
     correct_global = (scores >= thr_global[:, None]) == is_in  # [R, N]
     for attr, labels in group_views(sf, intersections=intersections).items():
-        names = sorted(set(labels.tolist()))
+        names = sorted_groups(set(labels.tolist()))
         ga, gba = {}, {}
         for g in names:
             sel = labels == g

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fairleak.data.groups import group_views, normalize_sensitive
+from fairleak.data.groups import group_views, normalize_sensitive, sorted_groups
 from fairleak.errors import DataValidationError
 
 __all__ = ["AttackMetrics", "attack_metrics", "roc_grid", "tpr_at_fpr"]
@@ -203,7 +203,7 @@ def attack_metrics(
         sf = normalize_sensitive(groups, n_rows=len(s))
         for attr, labels in group_views(sf, intersections=intersections).items():
             out.by_group[attr] = {}
-            for g in sorted(set(labels.tolist())):
+            for g in sorted_groups(set(labels.tolist())):
                 sel = labels == g
                 n_in, n_out = int(m[sel].sum()), int((~m[sel]).sum())
                 if min(n_in, n_out) < min_group_size:

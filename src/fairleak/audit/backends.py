@@ -97,7 +97,7 @@ class LocalBackend(Backend):
     name = "local"
 
     def run(self, recipe, inputs, rows, masks, seeds, eval_rows, tick=None) -> Shard:
-        unit = "fits" if recipe.kind != "fairleak" else "steps"
+        unit = "model fits" if recipe.kind != "fairleak" else f"optimiser steps ({len(masks)} models at once)"
         progress = None if tick is None else (lambda d, t: tick(d, t, unit))
         return fit_shard(recipe, inputs, rows, masks, seeds, eval_rows, progress)
 

@@ -84,7 +84,7 @@ class ModelBank:
         })  # fmt: skip
         hit = self.cache.get_arrays("models", key)
         if hit is not None:
-            self._tick(f"{task} (cached)", 1, 1, "model sets")
+            self._tick(f"{task} (reused from cache)", 1, 1, f"set of {len(masks)} model(s)")
             z = hit.get("logits")
             outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
             return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))

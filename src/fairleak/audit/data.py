@@ -32,6 +32,7 @@ from fairleak.audit.seeds import named_seed
 from fairleak.data import (
     TabularDataset,
     TabularPreprocessor,
+    impute_features,
     load_table,
     make_audit_split,
     read_table,
@@ -148,7 +149,8 @@ def prepare_data(
         drop = [*d.drop, _ROLE, *pred_cols]
         ds = load_table(df, label=d.label or "", protected=d.protected, positive=d.positive,
                         bins=d.bins, drop=drop, include_protected=d.include_protected,
-                        min_group_size=d.min_group_size)  # fmt: skip
+                        min_group_size=d.min_group_size, missing=d.missing, keep=d.keep,
+                        auto_drop=d.auto_drop)  # fmt: skip
         ds = _renamed(ds, name)
         roles = df[_ROLE].to_numpy()[ds.source_rows]
         kept = {c: df[c].to_numpy()[ds.source_rows] for c in pred_cols}
@@ -159,7 +161,7 @@ def prepare_data(
         ds = resolve_dataset(
             d.dataset, label=d.label, positive=d.positive, protected=d.protected or None,
             bins=d.bins, drop=[*d.drop, *extra_drop], include_protected=d.include_protected,
-            min_group_size=d.min_group_size,
+            min_group_size=d.min_group_size, missing=d.missing, keep=d.keep, auto_drop=d.auto_drop,
         )  # fmt: skip
         if d.member_column:
             if raw is None:
@@ -199,6 +201,11 @@ def prepare_data(
             f"Only {len(population)} population rows are left for the attacker's reference data; "
             "use more rows, a smaller audit_fraction, or give a population file."
         )
+    if ds.features.isna().any().any():
+        # data.missing = "impute": fitted on the population rows (public to the attacker), like
+        # the encoding, so the members' values shape nothing the models read.
+        ds, imputed = impute_features(ds, population)
+        notes += imputed
     fitted_pre: list[TabularPreprocessor] = []
 
     def encode(frame: pd.DataFrame) -> np.ndarray:

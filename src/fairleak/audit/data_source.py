@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from fairleak.data import DATASETS, TabularDataset, load_dataset, load_table
 from fairleak.data.dataset import DEFAULT_MIN_GROUP_SIZE
@@ -40,6 +41,9 @@ def resolve_dataset(
     drop: Sequence[str] = (),
     include_protected: bool = False,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    missing: Literal["drop", "impute"] = "drop",
+    keep: Sequence[str] = (),
+    auto_drop: bool = True,
 ) -> TabularDataset:
     """A bundled dataset by name (default ``adult``) or a CSV/Parquet file with label and protected columns."""
     name = data or "adult"
@@ -54,6 +58,9 @@ def resolve_dataset(
             protected=protected or None,
             include_protected=include_protected,
             min_group_size=min_group_size,
+            missing=missing,
+            keep=keep,
+            auto_drop=auto_drop,
         )
     if label is None:
         raise DataValidationError(
@@ -73,4 +80,7 @@ def resolve_dataset(
         drop=drop,
         include_protected=include_protected,
         min_group_size=min_group_size,
+        missing=missing,
+        keep=keep,
+        auto_drop=auto_drop,
     )

@@ -23,8 +23,12 @@ from fairleak.audit.data import AuditData, prepare_data
 from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
 from fairleak.audit.stages import STAGES, AuditContext
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
+from fairleak.audit.verdict import verdict
 from fairleak.data import TabularDataset, dataset_summary, read_table
 from fairleak.errors import DataValidationError
+from fairleak.threads import limit_threads
+from fairleak.train import TrainConfig
+from fairleak.validation import replace as replace_params
 
 __all__ = ["AuditResult", "Progress", "audit_model", "run_audit"]
 
@@ -103,6 +107,16 @@ def _predictions(spec: ModelSpec, data: AuditData) -> np.ndarray:
     return p
 
 
+def _small_data_batches(train: TrainConfig, n_rows: int, min_batches: int | None) -> TrainConfig:
+    """``train`` with a batch small enough for ``min_batches`` batches an epoch on ``n_rows`` rows
+    (never below 16). With few rows a fixed batch of 256 gives a handful of steps an epoch, and
+    DP-SGD (sampling rate near 1) then learns nothing but the majority class."""
+    if min_batches is None or n_rows >= min_batches * train.batch_size:
+        return train
+    size = max(16, n_rows // min_batches)
+    return train if size >= train.batch_size else replace_params(train, batch_size=size)
+
+
 def build_targets(
     cfg: AuditConfig, data: AuditData, fitted: Mapping[str, Any] | None = None
 ) -> dict[str, AuditTarget]:
@@ -111,7 +125,15 @@ def build_targets(
     for spec in cfg.models:
         notes: list[str] = []
         if spec.kind == "fairleak":
-            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(spec.train or cfg.train, spec.fairness, spec.dp))
+            asked = spec.train_config(cfg.train)
+            train = _small_data_batches(asked, len(data.members), cfg.min_batches_per_epoch)
+            if train.batch_size != asked.batch_size:
+                notes.append(
+                    f"'{spec.name}' trains with batch size {train.batch_size} instead of "
+                    f"{asked.batch_size}: {len(data.members):,} training rows would "
+                    f"give fewer than {cfg.min_batches_per_epoch} batches an epoch (min_batches_per_epoch)."
+                )
+            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(train, spec.fairness, spec.dp))
         elif spec.kind == "sklearn":
             est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
             t = AuditTarget(spec.name, "sklearn", SklearnRecipe(estimator=est))
@@ -181,6 +203,7 @@ def run_audit(
     models: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     use_cache: bool = True,
+    threads: int | None = None,
 ) -> AuditResult:
     """Run the audit described by ``cfg`` (default: :func:`default_config`).
 
@@ -189,8 +212,18 @@ def run_audit(
     the audit; ``models``: models you fitted yourself, by name (their membership must be known:
     ``membership``, or ``cfg.data.member_column`` / ``cfg.data.train`` and ``holdout``).
     Finished model sets are cached under ``out_dir/.cache``: a killed run started again reuses
-    them; ``use_cache=False`` recomputes everything (and refreshes the cache).
+    them; ``use_cache=False`` recomputes everything (and refreshes the cache). ``threads``: for
+    torch and BLAS (default: :func:`fairleak.threads.default_threads`).
     """
+    with limit_threads(threads):
+        return _run_audit(cfg, out_dir, dataset, membership, models, progress, use_cache)
+
+
+def _run_audit(
+    cfg: AuditConfig | None, out_dir: Path | str | None, dataset: TabularDataset | None,
+    membership: np.ndarray | None, models: Mapping[str, Any] | None, progress: Progress | None,
+    use_cache: bool,
+) -> AuditResult:  # fmt: skip
     cfg = cfg or default_config()
     cache_root = Path(out_dir) / ".cache" if out_dir is not None else None
     cache = StageCache(cache_root or ".", read=use_cache and cache_root is not None,
@@ -214,12 +247,17 @@ def run_audit(
         section = cfg.stages[name]
         if not section.enabled:
             continue
+        if stage.scope == "audit":
+            ctx.tick(stage.title, 0, 1, "stage")
         out = stage.run(ctx, section)
+        if stage.scope == "audit":
+            ctx.tick(stage.title, 1, 1, "stage")
         ctx.results[name] = out.results
         for k, v in out.tables.items():
             tables.setdefault(k, []).extend(v)
         notes += out.notes
     results = _assemble(ctx, notes)
+    results["verdict"] = verdict(_round(results), cfg.verdict)
     frames = {k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}
     return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings)
 

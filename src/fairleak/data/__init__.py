@@ -1,6 +1,12 @@
 """Datasets, loading and validation, preprocessing and audit splits."""
 
-from fairleak.data.dataset import DEFAULT_MIN_GROUP_SIZE, TabularDataset, bin_numeric, build_dataset
+from fairleak.data.dataset import (
+    DEFAULT_MIN_GROUP_SIZE,
+    TabularDataset,
+    bin_numeric,
+    build_dataset,
+    impute_features,
+)
 from fairleak.data.datasets import (
     DATASETS,
     DatasetInfo,
@@ -8,7 +14,14 @@ from fairleak.data.datasets import (
     load_dataset,
     register_dataset,
 )
-from fairleak.data.groups import group_codes, group_views, intersection_labels, normalize_sensitive
+from fairleak.data.groups import (
+    group_codes,
+    group_sort_key,
+    group_views,
+    intersection_labels,
+    normalize_sensitive,
+    sorted_groups,
+)
 from fairleak.data.loading import load_table, read_table
 from fairleak.data.preprocess import TabularPreprocessor
 from fairleak.data.splits import AuditSplit, make_audit_split
@@ -26,7 +39,9 @@ __all__ = [
     "build_dataset",
     "dataset_summary",
     "group_codes",
+    "group_sort_key",
     "group_views",
+    "impute_features",
     "intersection_labels",
     "list_datasets",
     "load_dataset",
@@ -36,4 +51,5 @@ __all__ = [
     "normalize_sensitive",
     "read_table",
     "register_dataset",
+    "sorted_groups",
 ]

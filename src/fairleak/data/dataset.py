@@ -10,14 +10,21 @@ import difflib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from fairleak.data.groups import group_views
+from fairleak.data.groups import group_views, sorted_groups
 from fairleak.errors import DataValidationError
 
-__all__ = ["DEFAULT_MIN_GROUP_SIZE", "TabularDataset", "bin_numeric", "build_dataset"]
+__all__ = [
+    "DEFAULT_MIN_GROUP_SIZE",
+    "TabularDataset",
+    "bin_numeric",
+    "build_dataset",
+    "impute_features",
+]
 
 #: A protected group with fewer rows than this is refused at load time (override per call).
 DEFAULT_MIN_GROUP_SIZE = 10
@@ -82,7 +89,8 @@ class TabularDataset:
         out: dict[str, dict[str, int]] = {}
         for key, labels in group_views(self.sensitive, intersections=intersections).items():
             names, counts = np.unique(labels.astype(str), return_counts=True)
-            out[key] = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+            sizes = {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+            out[key] = {n: sizes[n] for n in sorted_groups(sizes)}
         return out
 
 
@@ -120,6 +128,59 @@ def bin_numeric(values: pd.Series, edges: Sequence[float]) -> pd.Series:
     labels.append(f">={_format_edge(edges[-1])}")
     idx = np.searchsorted(np.asarray(edges), values.to_numpy(dtype=float), side="right")
     return pd.Series(np.asarray(labels, dtype=object)[idx], index=values.index, dtype=object)
+
+
+#: Tables with fewer rows than this are never checked for ID-like columns (a few rows are
+#: easily all different by chance).
+MIN_ROWS_ID_CHECK = 20
+
+
+def _id_like_and_constant(df: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """Feature columns to drop, with the reason: ID-like (integers or text, every value
+    different; floats are left alone, a measurement can differ in every row) or constant."""
+    out: dict[str, str] = {}
+    n = len(df)
+    for col in columns:
+        s = df[col]
+        n_unique = s.nunique(dropna=True)
+        if n_unique <= 1 and s.notna().any():
+            out[col] = f"constant (every row is {s.dropna().iloc[0]!r}), it carries no information"
+        elif (
+            n >= MIN_ROWS_ID_CHECK and n_unique == n and s.notna().all()
+            and (pd.api.types.is_integer_dtype(s) or not pd.api.types.is_numeric_dtype(s))
+            and not pd.api.types.is_bool_dtype(s)
+        ):  # fmt: skip
+            out[col] = "ID-like (a different value in every row), it can only help a model memorise rows"
+    return out
+
+
+def impute_features(ds: TabularDataset, fit_rows: np.ndarray) -> tuple[TabularDataset, list[str]]:
+    """Fill missing feature values: the median (numeric columns) or the most frequent value
+    (others) of the rows ``fit_rows`` (positions; the audit passes its population rows, public
+    to the attacker). Returns the new dataset and a note per column filled."""
+    feats = ds.features.copy()
+    notes = []
+    ref = feats.iloc[np.asarray(fit_rows)]
+    for col in feats.columns:
+        miss = feats[col].isna()
+        if not miss.any():
+            continue
+        known = ref[col].dropna()
+        if known.empty:
+            raise DataValidationError(
+                f"Feature column '{col}' has no value in the rows the imputation is fitted on; "
+                f"drop it with --drop {col}."
+            )
+        if pd.api.types.is_numeric_dtype(feats[col]):
+            value, how = known.median(), "median"
+        else:
+            value, how = known.value_counts().index[0], "most frequent value"
+        feats[col] = feats[col].where(~miss, value)
+        shown = value.item() if isinstance(value, np.generic) else value
+        notes.append(f"Imputed {int(miss.sum()):,} missing value(s) of '{col}' with the {how} {shown!r}.")
+    from dataclasses import replace
+
+    return replace(ds, features=feats), notes
 
 
 def _binarise_label(
@@ -174,6 +235,9 @@ def build_dataset(
     include_protected: bool = False,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     notes: Sequence[str] = (),
+    missing: Literal["drop", "impute"] = "drop",
+    keep: Sequence[str] = (),
+    auto_drop: bool = True,
 ) -> TabularDataset:
     """Validate a raw table and split it into features, binary label and protected attributes.
 
@@ -182,7 +246,13 @@ def build_dataset(
     missing values in the label or a protected attribute, a non-binary label or a positive value
     that never occurs, a feature column that is entirely missing, a numeric protected attribute
     without bin edges, and a protected group smaller than ``min_group_size``. Rows with missing
-    feature values are dropped and counted in ``notes``.
+    feature values are dropped and counted in ``notes`` (``missing="drop"``), or kept with their
+    missing values for :func:`impute_features` (``missing="impute"``; the audit fits the
+    imputation on the population rows).
+
+    ``auto_drop``: feature columns that are ID-like (integer or text, a different value in every
+    row: they can only help a model memorise rows) or constant (one value) are dropped, with a
+    note; ``keep`` names columns never dropped that way.
     """
     notes = list(notes)
     bins = dict(bins or {})
@@ -234,6 +304,22 @@ def build_dataset(
         raise DataValidationError(
             "No feature columns are left after removing the label and protected columns."
         )
+    for col in keep:
+        _require_column(df, col, "keep")
+    nothing_left = None  # raised after the label and group checks, whose messages come first
+    if auto_drop:
+        auto = _id_like_and_constant(df, [c for c in feature_cols if c not in keep])
+        if len(auto) == len(feature_cols):
+            nothing_left = DataValidationError(
+                f"Every feature column is ID-like or constant ({', '.join(auto)}); nothing is left "
+                "to learn from. Keep columns with --keep COL[,COL...], or --no-auto-drop."
+            )
+        else:
+            for col, why in auto.items():
+                notes.append(
+                    f"Dropped feature column '{col}': {why}. Keep it with --keep {col} (data.keep)."
+                )
+            feature_cols = [c for c in feature_cols if c not in auto]
     empty = [c for c in feature_cols if df[c].isna().all()]
     if empty:
         raise DataValidationError(
@@ -246,13 +332,20 @@ def build_dataset(
         per_col = row_missing.sum()
         per_col = per_col[per_col > 0].sort_values(ascending=False)
         detail = ", ".join(f"{c}: {int(n):,}" for c, n in per_col.items())
-        notes.append(
-            f"Dropped {int(bad_rows.sum()):,} of {len(df):,} rows with missing feature values "
-            f"({detail})."
-        )
-    keep = ~bad_rows
-    source_rows = np.flatnonzero(keep).astype(np.int64)
-    df = df.loc[keep].reset_index(drop=True)
+        if missing == "impute":
+            notes.append(
+                f"{int(bad_rows.sum()):,} of {len(df):,} rows have missing feature values ({detail}); "
+                "they are imputed (median of numbers, most frequent category) from the population "
+                "rows, not dropped."
+            )
+        else:
+            notes.append(
+                f"Dropped {int(bad_rows.sum()):,} of {len(df):,} rows with missing feature values "
+                f"({detail}); --impute fills them in instead."
+            )
+    rows_kept = ~bad_rows if missing == "drop" else np.ones(len(df), bool)
+    source_rows = np.flatnonzero(rows_kept).astype(np.int64)
+    df = df.loc[rows_kept].reset_index(drop=True)
     if len(df) == 0:
         raise DataValidationError(
             "Every row has a missing feature value; nothing is left to audit."
@@ -287,6 +380,8 @@ def build_dataset(
                 "or lower the minimum with --min-group-size."
             )
 
+    if nothing_left is not None:
+        raise nothing_left
     return TabularDataset(
         name=name,
         features=df[feature_cols].reset_index(drop=True),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from typing import Literal
 
 import pandas as pd
 
@@ -202,6 +203,9 @@ def load_dataset(
     protected: Sequence[str] | None = None,
     include_protected: bool = False,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    missing: Literal["drop", "impute"] = "drop",
+    keep: Sequence[str] = (),
+    auto_drop: bool = True,
 ) -> TabularDataset:
     """Load a bundled dataset (``"adult"``, ``"compas"`` or ``"german"``) with its documented filters.
 
@@ -229,4 +233,7 @@ def load_dataset(
         include_protected=include_protected,
         min_group_size=min_group_size,
         notes=notes,
+        missing=missing,
+        keep=keep,
+        auto_drop=auto_drop,
     )

@@ -11,6 +11,7 @@ everywhere (fairness tables, attack breakdowns, group privacy risk, the report):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
@@ -24,9 +25,11 @@ __all__ = [
     "INTERSECTION_SEP",
     "VALUE_SEP",
     "group_codes",
+    "group_sort_key",
     "group_views",
     "intersection_labels",
     "normalize_sensitive",
+    "sorted_groups",
 ]
 
 INTERSECTION_SEP = "*"
@@ -108,7 +111,42 @@ def group_views(
     return views
 
 
+_BIN = re.compile(r"^(?:<(?P<lt>-?[\d.eE+-]+)|>=(?P<ge>-?[\d.eE+-]+)|\[(?P<lo>-?[\d.eE+-]+), ?(?P<hi>-?[\d.eE+-]+)\))$")
+
+
+def _part_key(part: str) -> tuple:
+    m = _BIN.match(part.strip())
+    if m is not None:
+        try:
+            if m["lt"] is not None:
+                return (0, float(m["lt"]), -1, part)
+            if m["ge"] is not None:
+                return (0, float(m["ge"]), 1, part)
+            return (0, float(m["lo"]), 0, part)
+        except ValueError:
+            pass
+    try:
+        return (0, float(part), 0, part)
+    except ValueError:
+        return (1, 0.0, 0, part)
+
+
+def group_sort_key(name: str) -> tuple:
+    """Sort key of a group name: numeric bins in numeric order (``<25``, ``[25, 45)``,
+    ``[45, 65)``, ``>=65``) and numbers by value, other names as text; intersections
+    (``"A|<25"``) part by part."""
+    return tuple(_part_key(p) for p in str(name).split(VALUE_SEP))
+
+
+def sorted_groups(names: Any) -> list[str]:
+    """Group names in :func:`group_sort_key` order."""
+    return sorted((str(n) for n in names), key=group_sort_key)
+
+
 def group_codes(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Integer code per row (0..G-1, groups in sorted order) and the group names."""
+    """Integer code per row (0..G-1, groups in :func:`group_sort_key` order) and the group names."""
     names, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
-    return codes.astype(np.int64), [str(n) for n in names]
+    order = sorted(range(len(names)), key=lambda i: group_sort_key(names[i]))
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank[codes].astype(np.int64), [str(names[i]) for i in order]

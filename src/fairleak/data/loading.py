@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -62,6 +63,9 @@ def load_table(
     include_protected: bool = False,
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     na_values: Sequence[str] = ("?",),
+    missing: Literal["drop", "impute"] = "drop",
+    keep: Sequence[str] = (),
+    auto_drop: bool = True,
 ) -> TabularDataset:
     """Load user data (a CSV/Parquet path or a DataFrame) and validate it.
 
@@ -74,6 +78,7 @@ def load_table(
         drop: columns not to use as features (e.g. identifiers).
         include_protected: also use protected columns as model features.
         min_group_size: refuse a protected group with fewer rows than this.
+        missing, keep, auto_drop: see :func:`~fairleak.data.build_dataset`.
     """
     if isinstance(data, pd.DataFrame):
         df, name = data, "dataframe"
@@ -89,4 +94,7 @@ def load_table(
         drop=drop,
         include_protected=include_protected,
         min_group_size=min_group_size,
+        missing=missing,
+        keep=keep,
+        auto_drop=auto_drop,
     )

@@ -4,6 +4,7 @@ Rates and gaps are declared once (:data:`RATES`, :data:`GAPS`); :func:`register_
 every report, the audit's results and its schema.
 """
 
+from fairleak.fairness.degenerate import PredictorCheck, check_predictor
 from fairleak.fairness.metrics import (
     GAP_NAMES,
     GAPS,
@@ -25,7 +26,9 @@ __all__ = [
     "FairnessReport",
     "Gap",
     "GapResult",
+    "PredictorCheck",
     "Rate",
+    "check_predictor",
     "fairness_report",
     "group_metrics",
     "register_gap",

@@ -25,6 +25,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from fairleak.audit.blocks import Bars, Block, Curves, Estimate, Histogram, Table, Text
 from fairleak.audit.stages import STAGES
+from fairleak.audit.verdict import verdict as make_verdict
 from fairleak.files import atomic_write_text
 
 __all__ = ["render_report", "write_report"]
@@ -36,6 +37,13 @@ h3{margin-top:1.4rem} table{border-collapse:collapse;margin:.6rem 0;font-size:.8
 th,td{border:1px solid #dde;padding:.25rem .5rem;text-align:right;white-space:nowrap} th{background:#f3f5fa}
 td.l,th.l{text-align:left;white-space:normal} .note{color:#5a6275;font-size:.88rem} .warn{color:#9a5b00}
 .fig{width:100%;min-height:380px} code{background:#f3f5fa;padding:0 .2rem} dt{font-weight:600} dd{margin:0 0 .4rem 1rem}
+nav.toc{background:#f6f7fb;border:1px solid #dde;padding:.5rem 1rem;font-size:.9rem} nav.toc a{text-decoration:none}
+nav.toc ul{margin:.2rem 0;padding-left:1.2rem} .verdict{border:1px solid #dde;border-radius:6px;padding:.4rem 1rem;margin:.6rem 0}
+.verdict h3{margin:.4rem 0} .verdict ul{list-style:none;padding-left:.4rem} .verdict li{margin:.25rem 0}
+.lv{display:inline-block;min-width:4.6rem;font-size:.78rem;font-weight:700;text-transform:uppercase}
+.lv.concern{color:#c92a2a} .lv.ok{color:#2b8a3e} .lv.info{color:#5a6275}
+details.model{border-top:1px solid #dde;margin-top:1.6rem} details.model>summary{cursor:pointer;list-style-position:outside}
+details.model>summary h2{display:inline;border:none} .flag{color:#c92a2a;font-weight:600}
 """
 _MUTED = "#b8bcc6"
 _PALETTE = ("#4c6ef5", "#e8590c", "#2b8a3e", "#ae3ec9", "#1098ad", "#c92a2a", "#5f3dc4", "#868e96")
@@ -91,7 +99,7 @@ class _Page:
 
 def _layout(title: str, **kw: Any) -> dict[str, Any]:
     return {
-        "title": {"text": _e(title), "font": {"size": 15}},
+        "title": {"text": _e(title), "font": {"size": 14}, "automargin": True, "x": 0.01, "xanchor": "left"},
         "template": "plotly_white",
         "margin": {"t": 60, "l": 60, "r": 20, "b": 60},
         **kw,
@@ -125,6 +133,9 @@ def _bars(b: Bars) -> go.Figure:
 def _curves(c: Curves) -> go.Figure:
     fig = go.Figure()
     for name, x, y in c.series:
+        if c.log:  # log axes cannot show 0: start where the curve leaves 0 (no drop to -inf)
+            pts = [(a, b) for a, b in zip(x, y, strict=True) if a > 0 and b > 0]
+            x, y = [a for a, _ in pts], [b for _, b in pts]
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=_e(name), line_shape="hv"))
     if c.diagonal:
         lo = 1e-5 if c.log else 0.0
@@ -188,31 +199,85 @@ def _tradeoff(p: _Page, summary: list[dict[str, Any]]) -> None:
     if not pts:
         return
     fig = go.Figure()
-    private = [s for s in pts if s.get("epsilon") is not None]
-    public = [s for s in pts if s.get("epsilon") is None]
-    if public:
+    positions = ["top center", "bottom center", "middle right", "middle left", "top right", "bottom left"]
+    for i, s in enumerate(pts):
+        eps = s.get("epsilon")
+        label = "non-private" if eps is None else f"DP, epsilon {eps:.2g}"
+        warn = s.get("predictor_warning")
         fig.add_trace(go.Scatter(
-            x=[s["test_accuracy"] for s in public], y=[s["strongest_attack_auc"] for s in public],
-            mode="markers+text", text=[_e(s["model"]) for s in public], textposition="top center",
-            name="not private", marker={"size": 12, "color": "#555", "symbol": "circle-open"},
+            x=[s["test_accuracy"]], y=[s["strongest_attack_auc"]], mode="markers+text",
+            text=[_e(s["model"]) + (" (" + _e(warn) + ")" if warn else "")],
+            textposition=positions[i % len(positions)], name=_e(f"{s['model']}: {label}"),
+            marker={"size": 13, "color": _PALETTE[i % len(_PALETTE)],
+                    "symbol": "circle-open" if eps is None else "diamond", "line": {"width": 2}},
         ))  # fmt: skip
-    if private:
-        fig.add_trace(go.Scatter(
-            x=[s["test_accuracy"] for s in private], y=[s["strongest_attack_auc"] for s in private],
-            mode="markers+text", text=[_e(s["model"]) for s in private], textposition="bottom center",
-            name="DP (colour: epsilon)",
-            marker={"size": 12, "color": [s["epsilon"] for s in private], "colorscale": "Viridis",
-                    "showscale": True, "colorbar": {"title": "epsilon"}},
-        ))  # fmt: skip
-    fig.add_hline(y=0.5, line_dash="dot", line_color="#999", annotation_text="chance")
-    fig.update_layout(**_layout("Trade-off: test accuracy vs the strongest attack's AUC",
-                                xaxis_title="test accuracy", yaxis_title="strongest attack AUC"))  # fmt: skip
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#999", annotation_text="chance (AUC 0.5)")
+    fig.update_layout(**_layout(
+        "Trade-off: test accuracy vs strongest attack AUC (open circle: non-private, diamond: DP)",
+        xaxis_title="test accuracy", yaxis_title="strongest attack AUC", xaxis_range=[0, 1.02],
+        yaxis_range=[0.4, 1.02], legend={"title": {"text": "model: privacy"}},
+    ))  # fmt: skip
+    p.add('<div id="tradeoff"></div>')
     p.fig(fig)
+
+
+_GLOSSARY = {
+    "epsilon, delta": "differential privacy's guarantee: for any one record, the odds of any outcome change by "
+    "at most a factor e^epsilon (smaller is more private), except with probability delta",
+    "non-private": "trained without differential privacy: no epsilon applies",
+    "membership inference": "an attack that guesses whether a record was in the model's training data",
+    "confidence interval": "the range [low, high] that holds the true value with the stated probability "
+    "(bootstrap percentiles here); a claim is made only when the whole interval is past the threshold",
+    "chance": "what guessing achieves: AUC 0.5, TPR at 1% FPR of 0.01",
+    "DP-SGD / DP-SGD-S": "stochastic gradient descent with clipped per-example gradients and Gaussian noise; "
+    "DP-SGD-S clips each group with its own bound",
+    "FD-MIA": "fairness-discrepancy membership inference: an attacker holding both a model and its fair version "
+    "uses the difference of their outputs",
+    "PA-ALOOA": "the group privacy game of Yang et al. 2025: models trained with and without each record, "
+    "scored per record (IPR) and per group (GPR)",
+    "null level": "what a figure shows with no leakage at all (models that never saw the records): a "
+    "bar only means risk where it stands clearly above its null level",
+    "n": "how many records a figure rests on; small groups (grey) have wide intervals",
+}
+
+
+def _anchor(name: str) -> str:
+    return "s-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in str(name))
+
+
+_LEVEL = {"concern": "concern", "ok": "ok", "info": "note"}
+
+
+def _sentence(s: dict[str, str]) -> str:
+    level = s["level"] if s["level"] in _LEVEL else "info"
+    return f'<li class="{level}"><span class="lv {level}">{_LEVEL[level]}</span> {_e(s["text"])}</li>'
+
+
+def _verdict(p: _Page, results: dict[str, Any]) -> None:
+    """The verdict at the top: sentences stored in results.json (or made from it by the same pure
+    function, for results written before the verdict existed)."""
+    v = results.get("verdict") or make_verdict(results, (results.get("config") or {}).get("verdict"))
+    th = v["thresholds"]
+    p.add('<h2 id="verdict">Verdict</h2>')
+    p.add(
+        '<p class="note">Sentences made from the figures below and their 95% intervals. A claim is '
+        f"made when the interval clears the threshold: fairness gaps above {th['gap_threshold']:g} (a "
+        f"common rule of thumb), attack AUC above {0.5 + th['auc_margin']:g} (chance), TPR at 1% FPR "
+        f"of {th['tpr_ratio']:g}x chance, group privacy risk {th['gpr_margin']:g} above its null "
+        f"level; groups need {th['min_group_size']} members and non-members. Change them in the "
+        "config's <code>verdict</code> section.</p>"
+    )
+    for name, sentences in v["models"].items():
+        items = "".join(_sentence(s) for s in sentences)
+        p.add(f'<div class="verdict"><h3><a href="#{_anchor(name)}">{_e(name)}</a></h3><ul>{items}</ul></div>')
+    if v.get("audit"):
+        items = "".join(_sentence(s) for s in v["audit"])
+        p.add(f'<div class="verdict"><h3>Across models</h3><ul>{items}</ul></div>')
 
 
 _MODEL_FIELDS = {"kind", "recipe", "reference_recipe", "epsilon", "delta", "noise_multiplier", "privacy", "notes"}
 _TOP_FIELDS = {"schema_version", "fairleak_version", "seed", "config", "dataset", "split",
-               "summary_columns", "summary", "models", "notes"}  # fmt: skip
+               "summary_columns", "summary", "models", "notes", "verdict"}  # fmt: skip
 
 
 def render_report(results: dict[str, Any]) -> str:
@@ -230,8 +295,15 @@ def render_report(results: dict[str, Any]) -> str:
     )
     for note in results.get("notes", []):
         p.add(f'<p class="note">{_e(note)}</p>')
+    audit_sections = [k for k in results if k not in _TOP_FIELDS and k != "verdict"]
+    toc = ['<li><a href="#verdict">Verdict</a></li>', '<li><a href="#summary">Summary and trade-off</a></li>',
+           "<li>Models: " + ", ".join(f'<a href="#{_anchor(n)}">{_e(n)}</a>' for n in results["models"]) + "</li>"]
+    toc += [f'<li><a href="#{_anchor(k)}">{_e(STAGES[k].title if k in STAGES else k)}</a></li>' for k in audit_sections]
+    toc.append('<li><a href="#glossary">Glossary</a></li>')
+    p.add('<nav class="toc"><b>Contents</b><ul>' + "".join(toc) + "</ul></nav>")
+    _verdict(p, results)
 
-    p.add("<h2>Summary</h2>")
+    p.add('<h2 id="summary">Summary</h2>')
     cols = results["summary_columns"]
     attr = ds["protected"][0] if ds["protected"] else ""
     p.table([c["label"] + (f" ({attr})" if c["key"] in ("demographic_parity_difference",
@@ -240,7 +312,9 @@ def render_report(results: dict[str, Any]) -> str:
     _tradeoff(p, results["summary"])
 
     for name, m in results["models"].items():
-        p.add(f"<h2>Model <code>{_e(name)}</code></h2>")
+        flag = (m.get("fairness") or {}).get("predictor") or {}
+        badge = f' <span class="flag">{_e("constant predictor" if flag.get("constant") else "no better than the majority rate")}</span>' if flag.get("degenerate") else ""
+        p.add(f'<details class="model" open id="{_anchor(name)}"><summary><h2>Model <code>{_e(name)}</code>{badge}</h2></summary>')
         eps = m.get("epsilon")
         privacy = "not private" if eps is None else f"(epsilon, delta) = ({_fmt(eps, 3)}, {_e(m.get('delta'))})"
         p.add(f'<p class="note">{_e(m.get("kind", ""))} model; {privacy}</p>')
@@ -249,13 +323,14 @@ def render_report(results: dict[str, Any]) -> str:
         for key, data in m.items():
             if key not in _MODEL_FIELDS:
                 _section(p, "h3", key, {name: data}, name)
-    for key, data in results.items():
-        if key not in _TOP_FIELDS:
-            _section(p, "h2", key, data, None)
+        p.add("</details>")
+    for key in audit_sections:
+        p.add(f'<div id="{_anchor(key)}"></div>')
+        _section(p, "h2", key, results[key], None)
 
-    terms = {t: d for st in STAGES.values() for t, d in st.glossary.items()}
-    if terms:
-        p.add("<h2>Glossary</h2><dl>" + "".join(f"<dt>{_e(t)}</dt><dd>{_e(d)}</dd>" for t, d in terms.items()) + "</dl>")
+    terms = {**_GLOSSARY, **{t: d for st in STAGES.values() for t, d in st.glossary.items()}}
+    p.add('<h2 id="glossary">Glossary</h2><dl>' + "".join(
+        f"<dt>{_e(t)}</dt><dd>{_e(d)}</dd>" for t, d in sorted(terms.items(), key=lambda kv: kv[0].lower())) + "</dl>")
 
     loader = (
         "document.querySelectorAll('script[data-fig]').forEach(function(s){"
@@ -271,8 +346,13 @@ def render_report(results: dict[str, Any]) -> str:
     )
 
 
-def write_report(results: dict[str, Any], path: Path | str) -> Path:
-    """Write :func:`render_report` to ``path`` atomically."""
+def write_report(results: dict[str, Any], path: Path | str, *, figures: bool = True) -> Path:
+    """Write :func:`render_report` to ``path`` atomically, and (``figures``) a static PNG of every
+    chart into ``figures/`` beside it (:func:`fairleak.report.static.write_figures`)."""
     path = Path(path)
     atomic_write_text(path, render_report(results))
+    if figures:
+        from fairleak.report.static import write_figures
+
+        write_figures(results, path.parent / "figures")
     return path

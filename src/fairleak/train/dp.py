@@ -207,7 +207,9 @@ class ModelNoise:
         ]  # fmt: skip
         # small rows: a thread hand-off costs more than the draws
         self.threaded = torch.get_num_threads() > 1 and self.buf.numel() >= 1 << 15
-        self.blocks = [b for b in np.array_split(np.arange(n_models), _POOL_SIZE) if len(b)]
+        # no more workers than torch's threads (fairleak.threads sets them): more only contend
+        self.workers = max(1, min(_POOL_SIZE, torch.get_num_threads()))
+        self.blocks = [b for b in np.array_split(np.arange(n_models), self.workers) if len(b)]
 
     def _fill_block(self, models: np.ndarray) -> None:
         for k in models:
@@ -223,4 +225,7 @@ class ModelNoise:
             return
         if _noise_pool is None:
             _noise_pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="fairleak-noise")
+        if len(self.blocks) == 1:
+            self._fill_block(self.blocks[0])
+            return
         list(_noise_pool.map(self._fill_block, self.blocks))

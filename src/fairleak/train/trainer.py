@@ -538,11 +538,13 @@ class _Trainer:
         B = self.cfg.batch_size
         q = np.minimum(1.0, B / self.n_rows)
         steps = self.cfg.epochs * np.ceil(self.n_rows / B).astype(int)
+        total = int(steps.max())
+        if progress is not None:  # the bar shows (at 0) while the noise is calibrated
+            progress(0, total)
         clip, terms, counts = self._mechanisms(q)
         releases = [*clip.releases, *(r for t in terms for r in t.releases)]
         sigma, eps = self._calibrate(q, steps, [r.noise_multiplier for r in releases], counts)
         self.clip = clip
-        total = int(steps.max())
         expected_batch = torch.from_numpy(q * self.n_rows).float()
         sigma_t = torch.from_numpy(sigma).float()
         # Every standard normal of a step, one row per model (its own generator, see ModelNoise):

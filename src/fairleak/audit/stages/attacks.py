@@ -40,6 +40,9 @@ from fairleak.errors import DataValidationError
 
 __all__ = ["AttackSection", "AttacksStage", "attack_target"]
 
+#: Per-group bars of groups with fewer members or non-members than this are drawn grey.
+SMALL_GROUP = 30
+
 
 class AttackSection(StageConfig):
     names: list[str] = Field(default_factory=default_attacks, description="registered attacks to run")
@@ -208,32 +211,38 @@ class AttacksStage(Stage):
              for a, v in attacks.items() if "roc" in v and v["auc"] is not None],
             x_label="false positive rate", y_label="true positive rate", log=True, diagonal="chance",
         ))  # fmt: skip
-        rows = []
+        rows, footnotes = [], {}
         for a, v in attacks.items():
             ci = v.get("ci", {})
+            marks = [f"[{footnotes.setdefault(w, len(footnotes) + 1)}]" for w in v.get("warnings", [])]
             rows.append([
                 a, Estimate(v["auc"], *(ci.get("auc") or (None, None))),
                 Estimate(v["tpr_at_0.1%_fpr"]), Estimate(v["tpr_at_1%_fpr"], *(ci.get("tpr_at_1%_fpr") or (None, None))),
-                Estimate(v["advantage"]), v["n_members"], v["n_nonmembers"], "; ".join(v.get("warnings", [])),
+                Estimate(v["advantage"], *(ci.get("advantage") or (None, None))), v["n_members"],
+                v["n_nonmembers"], " ".join(marks),
             ])  # fmt: skip
-        blocks.append(Table(["attack", "AUC [95% CI]", "TPR@0.1%FPR", "TPR@1%FPR", "advantage",
-                             "members", "non-members", "warnings"], rows))  # fmt: skip
+        blocks.append(Table(["attack", "AUC [95% CI]", "TPR@0.1%FPR", "TPR@1%FPR [95% CI]", "advantage [95% CI]",
+                             "members", "non-members", "notes"], rows))  # fmt: skip
+        blocks += [Text(f"[{i}] {w}", "note") for w, i in footnotes.items()]
         strongest = r["strongest"]
         by_group = attacks.get(strongest, {}).get("by_group", {})
         cats, vals, lo, hi, n, muted = [], [], [], [], [], []
         for attr, groups in by_group.items():
             for g, v in groups.items():
                 ci = (v.get("ci") or {}).get("auc") or (None, None)
-                cats.append(f"{attr}={g}")
+                size = min(v["n_members"], v["n_nonmembers"])
+                cats.append(f"{attr}={g} (n={size})")
                 vals.append(v["auc"])
                 lo.append(ci[0])
                 hi.append(ci[1])
-                n.append(min(v["n_members"], v["n_nonmembers"]))
-                muted.append(v["auc"] is None)
+                n.append(size)
+                muted.append(v["auc"] is None or size < SMALL_GROUP)
         if cats:
             blocks.append(Bars(
-                f"Per-group AUC of {strongest} ({model})", cats,
+                f"Per-group AUC of {strongest} ({model}), 95% intervals", cats,
                 [Series("AUC", vals, lo, hi, n, muted)], y_label="attack AUC",
-                lines=[RefLine(0.5, "chance")],
+                lines=[RefLine(0.5, "chance (0.5)")], y_range=(0.0, 1.0),
+                note=f"Grey: groups with fewer than {SMALL_GROUP} members or non-members (n = the smaller "
+                "count): their AUC is too uncertain to read.",
             ))  # fmt: skip
         return blocks

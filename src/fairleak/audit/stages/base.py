@@ -127,8 +127,11 @@ class Stage:
     def run(self, ctx: AuditContext, cfg: Any) -> StageOutput:
         """Per-model stages: :meth:`run_model` for every audited model (None: not applicable)."""
         results, tables, notes = {}, {}, []
-        for name, target in ctx.targets.items():
+        task = f"{self.title} (models done)"
+        ctx.tick(task, 0, len(ctx.targets), "models")
+        for i, (name, target) in enumerate(ctx.targets.items()):
             out = self.run_model(ctx, cfg, target)
+            ctx.tick(task, i + 1, len(ctx.targets), "models")
             if out is None:
                 continue
             results[name] = out.results

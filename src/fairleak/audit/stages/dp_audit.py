@@ -56,7 +56,7 @@ from fairleak.audit.stages.base import (
     check_model_names,
     register_stage,
 )
-from fairleak.data import group_views, intersection_labels
+from fairleak.data import group_views, intersection_labels, sorted_groups
 
 __all__ = [
     "CANARY_SCORERS",
@@ -379,7 +379,7 @@ class DPAuditStage(Stage):
                 "runs": design.n_runs, "per_run": int(len(design.canary_rows) // max(design.n_runs, 1)),
                 "total": len(design.canary_rows), "included": int(design.is_in.sum()),
                 "method": scored.method, "kind": "population rows, flipped labels, stratified by group",
-                "per_group": {v: {str(g): int((lab == g).sum()) for g in sorted(set(lab.tolist()))}
+                "per_group": {v: {str(g): int((lab == g).sum()) for g in sorted_groups(set(lab.tolist()))}
                               for v, lab in views.items()},
             },
             "one_run": _bound_dict(bound),
@@ -406,7 +406,7 @@ class DPAuditStage(Stage):
         used: set[int] = set()
         for view, labels in group_views(sens).items():
             lab = np.asarray(labels, dtype=str)
-            for g in sorted(set(lab.tolist())):
+            for g in sorted_groups(set(lab.tolist())):
                 cand = [int(i) for i in np.flatnonzero(lab == g) if int(i) not in used]
                 if cand:
                     i = int(rng.choice(cand))

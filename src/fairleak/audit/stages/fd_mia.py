@@ -134,6 +134,8 @@ class FDMIAStage(Stage):
                 ci = v.get("ci", {})
                 rows.append([a, Estimate(v["auc"], *(ci.get("auc") or (None, None))),
                              Estimate(v["tpr_at_1%_fpr"], *(ci.get("tpr_at_1%_fpr") or (None, None))),
-                             Estimate(v["advantage"])])  # fmt: skip
-            blocks.append(Table(["attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]", "advantage"], rows))
+                             Estimate(v["advantage"], *(ci.get("advantage") or (None, None))),
+                             v.get("n_members"), v.get("n_nonmembers")])  # fmt: skip
+            blocks.append(Table(["attack", "AUC [95% CI]", "TPR@1%FPR [95% CI]", "advantage [95% CI]",
+                                 "members", "non-members"], rows))  # fmt: skip
         return blocks

@@ -26,6 +26,7 @@ from fairleak.audit.stages.base import (
     check_model_names,
     register_stage,
 )
+from fairleak.data import sorted_groups
 
 __all__ = ["GroupRiskSection", "GroupRiskStage", "play_pa_alooa"]
 
@@ -90,7 +91,7 @@ def play_pa_alooa(
         labels = sens[attr].to_numpy()
         res.accuracy_by_group[attr] = {
             str(g): float((correct & outside & (labels == g)).sum() / max((outside & (labels == g)).sum(), 1))
-            for g in sorted(set(labels.tolist()))
+            for g in sorted_groups(set(labels.tolist()))
         }
     return res
 
@@ -178,13 +179,17 @@ class GroupRiskStage(Stage):
                     method, [groups[g]["gpr"] for g in cats], counts=[groups[g]["n"] for g in cats],
                     muted=[groups[g]["too_small"] for g in cats],
                 ))  # fmt: skip
+                nl = null.get(attr, {}).get(method)
+                if nl:  # each figure's own null level, drawn beside it
+                    series.append(Series(
+                        f"{method}: null level", [(nl.get(g) or {}).get("gpr") for g in cats],
+                        muted=[True] * len(cats),
+                    ))  # fmt: skip
             lines = [RefLine(0.0, "no risk")]
-            nl = null.get(attr, {}).get("pa_alooa_heldout")
-            if nl:
-                level = float(np.mean([v["gpr"] for v in nl.values()]))
-                lines.append(RefLine(level, "held-out null level"))
             gprp = ", ".join(f"{k} {v:.3f}" for k, v in r["gprp"][attr].items() if v is not None)
-            blocks.append(Bars(f"GPR per group of {attr} ({model})", cats, series, y_label="GPR",
-                               lines=lines, note=f"GPRP: {gprp}"))  # fmt: skip
+            labels = [f"{g} (n={first[g]['n']})" for g in cats]
+            blocks.append(Bars(f"GPR per group of {attr} ({model})", labels, series, y_label="GPR",
+                               lines=lines, note=f"GPRP: {gprp}. Grey bars beside each method: its null "
+                               "level (models that never saw the records); risk is what stands above it."))  # fmt: skip
         blocks += [Text(n, "note") for n in r.get("notes", [])]
         return blocks
