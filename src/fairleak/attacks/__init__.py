@@ -40,7 +40,12 @@ from fairleak.attacks.group_risk import (
     ipr_oracle,
 )
 from fairleak.attacks.lira import LiRA, lira_scores
-from fairleak.attacks.metrics import AttackMetrics, attack_metrics, tpr_at_fpr
+from fairleak.attacks.metrics import (
+    AttackMetrics,
+    attack_metrics,
+    resampled_attack_metrics,
+    tpr_at_fpr,
+)
 from fairleak.attacks.rmia import RMIA, rmia_likelihood_ratio, rmia_scores, rmia_scores_direct
 from fairleak.attacks.scores import (
     SCORE_NAMES,
@@ -79,6 +84,7 @@ __all__ = [
     "ThresholdAttack",
     "ThresholdRule",
     "attack_metrics",
+    "resampled_attack_metrics",
     "audit_epsilon",
     "best_threshold",
     "clopper_pearson_upper",

@@ -20,7 +20,7 @@ import numpy as np
 
 from fairleak.attacks import ModelOutputs
 from fairleak.audit.cache import StageCache, stable_hash
-from fairleak.audit.recipes import Fitted, Inputs, Recipe
+from fairleak.audit.recipes import Fitted, Inputs, Recipe, batches
 from fairleak.train import model_seeds
 
 __all__ = ["ModelBank", "ModelSet", "Progress"]
@@ -74,22 +74,66 @@ class ModelBank:
         masks = np.asarray(masks, dtype=bool)
         eval_rows = np.asarray(eval_rows, dtype=np.int64)
         seeds = list(seeds) if seeds is not None else model_seeds(seed, len(masks))
-        key = stable_hash({
-            "recipe": recipe.key(), "data": self.fingerprint, "rows": _digest(rows),
-            "masks": _digest(np.packbits(masks)), "seeds": seeds, "eval": _digest(eval_rows),
-        })  # fmt: skip
-        hit = self.cache.get_arrays("models", key)
+        key = self._key(recipe, rows, masks, seeds, eval_rows)
+        hit = self._cached(key, task)
         if hit is not None:
-            self._tick(f"{task} (cached)", 1, 1, "model sets")
-            z = hit.get("logits")
-            outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
-            return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))
+            return hit
         self.trainings += 1
         unit = "fits" if recipe.kind != "fairleak" else "steps"
         fitted = recipe.fit(
             self.inputs, rows, masks, seeds,
             progress=None if self.progress is None else (lambda d, t: self._tick(task, d, t, unit)),
         )  # fmt: skip
+        return self._store(key, fitted, rows, masks, eval_rows)
+
+    def train_each(
+        self, recipes: list[Recipe], *, rows: np.ndarray, seed: int, eval_rows: np.ndarray, task: str
+    ) -> list[ModelSet]:
+        """One model per recipe, each on all of ``rows`` with the seed a one-model
+        :meth:`train` call would give it; recipes that can train together (see
+        :func:`~.recipes.batches`) do, in one call. Each model set is cached under the key of
+        that one-model call, so either way finds it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        eval_rows = np.asarray(eval_rows, dtype=np.int64)
+        ones = np.ones((1, len(rows)), dtype=bool)
+        seeds = model_seeds(seed, 1)
+        keys = [self._key(r, rows, ones, seeds, eval_rows) for r in recipes]
+        out: list[ModelSet | None] = [None] * len(recipes)
+        pending = []
+        for i, k in enumerate(keys):
+            out[i] = self._cached(k, f"{task} · {i + 1}/{len(recipes)}")
+            if out[i] is None:
+                pending.append(i)
+        for group in batches([recipes[i] for i in pending]):
+            idx = [pending[g] for g in group]
+            self.trainings += 1
+            members = [recipes[i] for i in idx]
+            unit = "fits" if members[0].kind != "fairleak" else "steps"
+            label = f"{task} · {len(idx)} model(s) at once"
+            fitted = type(members[0]).fit_batch(
+                members, self.inputs, rows, seeds * len(idx),
+                progress=None if self.progress is None else (lambda d, t, lb=label: self._tick(lb, d, t, unit)),
+            )  # fmt: skip
+            for i, f in zip(idx, fitted, strict=True):
+                out[i] = self._store(keys[i], f, rows, ones, eval_rows)
+        return [o for o in out if o is not None]
+
+    def _key(self, recipe: Recipe, rows, masks, seeds, eval_rows) -> str:
+        return stable_hash({
+            "recipe": recipe.key(), "data": self.fingerprint, "rows": _digest(rows),
+            "masks": _digest(np.packbits(masks)), "seeds": list(seeds), "eval": _digest(eval_rows),
+        })  # fmt: skip
+
+    def _cached(self, key: str, task: str) -> ModelSet | None:
+        hit = self.cache.get_arrays("models", key)
+        if hit is None:
+            return None
+        self._tick(f"{task} (cached)", 1, 1, "model sets")
+        z = hit.get("logits")
+        outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
+        return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))
+
+    def _store(self, key: str, fitted: Fitted, rows, masks, eval_rows) -> ModelSet:
         outputs = fitted.outputs(self.inputs, eval_rows)
         trained = np.zeros((len(masks), len(self.inputs.y)), dtype=bool)
         for k, m in enumerate(masks):

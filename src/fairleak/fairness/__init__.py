@@ -16,6 +16,7 @@ from fairleak.fairness.metrics import (
     group_metrics,
     register_gap,
     register_rate,
+    resampled_gaps,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "group_metrics",
     "register_gap",
     "register_rate",
+    "resampled_gaps",
 ]

@@ -79,6 +79,8 @@ class AuditContext:
     targets: dict[str, AuditTarget]
     results: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
+    #: earlier stages' Parquet rows by table name (e.g. ``per_record`` attack scores)
+    tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
 
     def seed(self, *names: str | int) -> int:
         """The seed of the named stream (see :func:`~fairleak.audit.seeds.named_seed`)."""
