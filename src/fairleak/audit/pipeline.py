@@ -19,7 +19,7 @@ from fairleak.audit.bank import ModelBank, Progress
 from fairleak.audit.cache import StageCache
 from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, default_config
 from fairleak.audit.data import AuditData, prepare_data
-from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
+from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe, accepts_sensitive
 from fairleak.audit.stages import STAGES, AuditContext
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
 from fairleak.data import TabularDataset, dataset_summary, read_table
@@ -45,6 +45,7 @@ class AuditResult:
     targets: dict[str, AuditTarget] = field(default_factory=dict)
     cache_hits: int = 0
     trainings: int = 0
+    data: AuditData | None = None  # the data and split the audit ran on
 
     @property
     def per_record(self) -> pd.DataFrame:
@@ -112,8 +113,15 @@ def build_targets(
         if spec.kind == "fairleak":
             t = AuditTarget(spec.name, "fairleak", FairleakRecipe(spec.train or cfg.train, spec.fairness, spec.dp))
         elif spec.kind == "sklearn":
-            est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
-            t = AuditTarget(spec.name, "sklearn", SklearnRecipe(estimator=est))
+            est = estimator_from_spec(spec.estimator or "", spec.params, "none")
+            if spec.preprocess == "auto" and accepts_sensitive(est):
+                # A Pipeline would not pass sensitive_features on to a fair estimator: it reads
+                # fairleak's encoding instead (the same preprocessor, fitted on the population).
+                recipe = SklearnRecipe(estimator=est, input="matrix")
+            else:
+                est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
+                recipe = SklearnRecipe(estimator=est)
+            t = AuditTarget(spec.name, "sklearn", recipe)
         elif spec.kind == "fitted":
             model = load_fitted_model(spec.file or "", trust_pickle=spec.trust_pickle, trusted=spec.trusted_types)
             t = AuditTarget(spec.name, "fitted", recipe_of(model), fitted=model)
@@ -214,7 +222,7 @@ def run_audit(
         notes += out.notes
     results = _assemble(ctx, notes)
     frames = {k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}
-    return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings)
+    return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings, data)
 
 
 def _assemble(ctx: AuditContext, notes: list[str]) -> dict[str, Any]:

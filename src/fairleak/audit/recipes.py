@@ -40,6 +40,7 @@ __all__ = [
     "Inputs",
     "Recipe",
     "SklearnRecipe",
+    "accepts_sensitive",
     "batches",
     "positive_column",
 ]
@@ -299,7 +300,7 @@ def positive_column(model: Any, positive: Any = 1) -> int:
     )
 
 
-def _accepts_sensitive(estimator: Any) -> bool:
+def accepts_sensitive(estimator: Any) -> bool:
     fit = getattr(estimator, "fit", None)
     try:
         return fit is not None and "sensitive_features" in inspect.signature(fit).parameters
@@ -398,7 +399,7 @@ class SklearnRecipe(Recipe):
             if seed_params:
                 est.set_params(**seed_params)
             Xk = _take(X, np.flatnonzero(m))
-            kw = {"sensitive_features": sens[m].reset_index(drop=True)} if _accepts_sensitive(est) else {}
+            kw = {"sensitive_features": sens[m].reset_index(drop=True)} if accepts_sensitive(est) else {}
             models.append(est.fit(Xk, y[m], **kw))
             if progress is not None:
                 progress(k + 1, len(masks))
