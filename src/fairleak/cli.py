@@ -243,6 +243,7 @@ def _register(name: str) -> None:
 # Subcommands in their own modules, one line each:
 _register("fhe")
 _register("multitask")
+_register("sweep")
 
 
 def main() -> None:

@@ -202,6 +202,9 @@ def run_audit(
             "on (membership=..., or data.member_column / data.train and data.holdout)."
         )
     data = prepare_data(cfg, dataset, membership)
+    for name, stage in STAGES.items():
+        if cfg.stages[name].enabled:
+            stage.check_data(cfg.stages[name], data)
     targets = build_targets(cfg, data, models)
     if not targets:
         raise DataValidationError("Nothing to audit: the config lists no models and none were given.")

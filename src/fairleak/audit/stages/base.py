@@ -151,6 +151,11 @@ class Stage:
     def check_config(cls, cfg: Any, audit: AuditConfig) -> None:
         """Cross-checks of the stage's section against the whole config (raise ValueError)."""
 
+    @classmethod
+    def check_data(cls, cfg: Any, data: AuditData) -> None:
+        """Cross-checks against the loaded data, before any model trains (raise a
+        :class:`~fairleak.errors.FairleakError` naming the problem)."""
+
     # ---- presenting
     def summary(self, results: Mapping[str, Any], model: str) -> dict[str, Any]:
         """Values of :attr:`columns` for ``model`` (``results``: this stage's results)."""

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fairleak.attacks import resampled_attack_metrics
 from fairleak.audit.blocks import Block, Estimate, Front, Table, Text
@@ -34,6 +34,7 @@ from fairleak.audit.stages.base import (
     register_stage,
 )
 from fairleak.data import group_views
+from fairleak.errors import ConfigError
 from fairleak.fairness import GAPS, resampled_gaps
 from fairleak.selection import (
     bootstrap_indices,
@@ -117,18 +118,26 @@ class FrontSection(StageConfig):
             _check_name(c.name)
         return v
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, w: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if w is None:
+            return None
+        privacy = info.data.get("privacy", "auc")
+        m = 2 if privacy == "none" else 3
+        if len(w) != m or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
+            raise ValueError(
+                f"give {m} non-negative numbers, one per objective (error, gap"
+                f"{'' if m == 2 else ', leakage'}), with a positive sum; got {w}"
+            )
+        if info.data.get("constraints") is not None:
+            raise ValueError("give either constraints or weights, not both")
+        return w
+
     @model_validator(mode="after")
-    def _weights(self) -> FrontSection:
-        if self.weights is not None:
-            m = 2 if self.privacy == "none" else 3
-            w = self.weights
-            if len(w) != m or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-                raise ValueError(
-                    f"weights must be {m} non-negative numbers, one per objective "
-                    f"({', '.join(self.objective_keys)}), with a positive sum; got {w}"
-                )
-            if self.constraints is not None:
-                raise ValueError("give either constraints or weights, not both")
+    def _not_both(self) -> FrontSection:
+        if self.weights is not None and self.constraints is not None:
+            raise ValueError("front: give either constraints or weights, not both")
         return self
 
     @property
@@ -204,6 +213,21 @@ class FrontStage(Stage):
             "selected": {"type": ["string", "null"]},
         },
     }  # fmt: skip
+
+    @classmethod
+    def check_data(cls, cfg: FrontSection, data: Any) -> None:
+        """A constraint on one view (``dp_gap[sex]``) must name an attribute or intersection
+        of this data: checked before anything trains."""
+        if cfg.constraints is None:
+            return
+        views = list(group_views(data.ds.sensitive))
+        for c in parse_constraints(cfg.constraints):
+            m = re.search(r"\[([^\]]*)\]$", c.name)
+            if m is not None and m.group(1) not in views:
+                raise ConfigError(
+                    f"The constraint '{c}' names the view '{m.group(1)}', which this data does not "
+                    f"have; its attributes and intersections are {views}."
+                )
 
     # ------------------------------------------------------------------ running
     def run(self, ctx: AuditContext, cfg: FrontSection) -> StageOutput:
