@@ -112,7 +112,7 @@ class ModelBank:
             label = f"{task} · {len(idx)} model(s) at once"
             fitted = type(members[0]).fit_batch(
                 members, self.inputs, rows, seeds * len(idx),
-                progress=None if self.progress is None else (lambda d, t, lb=label: self._tick(lb, d, t, unit)),
+                progress=None if self.progress is None else (lambda d, t, lb=label, u=unit: self._tick(lb, d, t, u)),
             )  # fmt: skip
             for i, f in zip(idx, fitted, strict=True):
                 out[i] = self._store(keys[i], f, rows, ones, eval_rows)

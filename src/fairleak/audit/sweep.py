@@ -218,9 +218,9 @@ def export_selected(result: AuditResult, path: str | Path, *, name: str | None =
     trained again with its recipe and seed (the same model). Other estimators are refused."""
     from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
     from fairleak.audit.seeds import named_seed
-    from fairleak.train import model_seeds
     from fairleak.data import TabularPreprocessor
     from fairleak.export import save_onnx
+    from fairleak.train import model_seeds
     from fairleak.train.fairboost import FairBoostClassifier
 
     front = result.results.get("front") or {}

@@ -85,7 +85,13 @@ def register(app: typer.Typer) -> None:
         (error, every fairness gap, the strongest attack), compute the Pareto front and choose a
         model (constraints, weights, or the knee). Writes results.json (every candidate),
         report.html (the front) and, with --export, the chosen model as ONNX."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         from fairleak.audit import apply_overrides, default_config, run_audit
         from fairleak.audit.results import write_outputs

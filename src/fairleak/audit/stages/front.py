@@ -161,7 +161,7 @@ def _family(target: Any) -> tuple[str, dict[str, Any]]:
         return ("mlp_dp" if dp is not None else "mlp"), params
     cls = key.get("class", "")
     if cls.endswith("FairBoostClassifier"):
-        p = key["params"]
+        p = target.recipe.estimator.get_params()
         return "fairboost", {k: p.get(k) for k in ("constraint", "selection", "n_estimators", "tradeoff_c")}
     return cls.rsplit(".", 1)[-1] or target.kind, {}
 
