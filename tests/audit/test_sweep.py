@@ -3,6 +3,7 @@ non-dominated set, the choice meets its constraints, P(front) is a probability (
 dominant candidate), results.json holds every candidate, the CLI refuses bad constraints."""
 
 import json
+
 import jsonschema
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_candidates_trained_together_equal_candidates_trained_alone():
     rows = np.arange(400)
     for group in groups:
         members = [recipes[i] for i in group]
-        together = type(members[0]).fit_batch(members, inputs, rows, [11] * len(members))
+        together = type(members[0]).fit_batch(members, inputs, rows, np.ones((1, 400), bool), [11])
         for r, f in zip(members, together, strict=True):
             alone = r.fit(inputs, rows, np.ones((1, 400), bool), [11])
             np.testing.assert_array_equal(
@@ -256,3 +257,19 @@ def test_cli_sweep_end_to_end(tmp_path):
     assert "chosen: " + data["front"]["selected"] in " ".join(proc.stdout.split())
     bad = _cli("compas", "--epsilons", "none,x", "--out", str(tmp_path / "b"))
     assert bad.returncode == 2 and "--epsilons takes comma-separated numbers" in " ".join(bad.stderr.split())
+
+
+def test_reference_models_of_candidates_train_together_with_the_same_results(monkeypatch):
+    from fairleak.audit.stages import attacks as attacks_stage
+
+    cfg = small_config()
+    cfg.attacks.n_reference = 4
+    grid = {"fairness_weights": [0, 1, 5], "epsilons": [None], "attacks": ["lira_offline", "threshold_loss"]}
+    together = run_sweep(cfg, grid, front={"n_bootstrap": 20})
+    # 1 set of targets + 1 set of reference models for all three candidates
+    assert together.trainings == 2
+    monkeypatch.setattr(attacks_stage, "batches", lambda recipes: [[i] for i in range(len(recipes))])
+    alone = run_sweep(cfg, grid, front={"n_bootstrap": 20})
+    assert alone.trainings == 1 + 3
+    assert json.dumps(together.results, sort_keys=True) == json.dumps(alone.results, sort_keys=True)
+    assert together.results["front"]["candidates"][0]["attack"]["name"] in ("lira_offline", "threshold_loss")

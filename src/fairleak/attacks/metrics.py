@@ -241,5 +241,5 @@ def resampled_attack_metrics(scores: Any, is_member: Any, counts: Any) -> dict[s
             "them separately (e.g. fairleak.selection.bootstrap_indices with strata=is_member)."
         )
     roc = _Roc(s, m)
-    ws = w[:, roc.order].astype(np.int64)
-    return roc.summary(*roc.curves(ws * roc.m, ws * ~roc.m))
+    ws = w[:, roc.order].astype(np.int32)  # counts <= N: int32 cumsums are exact and twice as fast
+    return roc.summary(*roc.curves(np.where(roc.m, ws, 0), np.where(roc.m, 0, ws)))

@@ -56,6 +56,7 @@ class ModelBank:
     ) -> None:
         self.inputs, self.fingerprint, self.cache, self.progress = inputs, fingerprint, cache, progress
         self.trainings = 0
+        self._held: dict[str, ModelSet] = {}  # prefetched sets, handed out once
 
     def train(
         self,
@@ -75,7 +76,7 @@ class ModelBank:
         eval_rows = np.asarray(eval_rows, dtype=np.int64)
         seeds = list(seeds) if seeds is not None else model_seeds(seed, len(masks))
         key = self._key(recipe, rows, masks, seeds, eval_rows)
-        hit = self._cached(key, task)
+        hit = self._held.pop(key, None) or self._cached(key, task)
         if hit is not None:
             return hit
         self.trainings += 1
@@ -89,33 +90,48 @@ class ModelBank:
     def train_each(
         self, recipes: list[Recipe], *, rows: np.ndarray, seed: int, eval_rows: np.ndarray, task: str
     ) -> list[ModelSet]:
-        """One model per recipe, each on all of ``rows`` with the seed a one-model
-        :meth:`train` call would give it; recipes that can train together (see
-        :func:`~.recipes.batches`) do, in one call. Each model set is cached under the key of
-        that one-model call, so either way finds it."""
-        rows = np.asarray(rows, dtype=np.int64)
-        eval_rows = np.asarray(eval_rows, dtype=np.int64)
+        """One model per recipe on all of ``rows``, with the seed a one-model :meth:`train`
+        call would give it (the audited models); see :meth:`train_many`."""
         ones = np.ones((1, len(rows)), dtype=bool)
-        seeds = model_seeds(seed, 1)
-        keys = [self._key(r, rows, ones, seeds, eval_rows) for r in recipes]
+        return self.train_many(recipes, rows=rows, masks=ones, seeds=model_seeds(seed, 1),
+                               eval_rows=eval_rows, task=task)  # fmt: skip
+
+    def train_many(
+        self, recipes: list[Recipe], *, rows: np.ndarray, masks: np.ndarray, seeds: list[int],
+        eval_rows: np.ndarray, task: str, keep: bool = False,
+    ) -> list[ModelSet]:  # fmt: skip
+        """The same design (``masks``, ``seeds``) trained with each of ``recipes``; recipes that
+        can train together (:func:`~.recipes.batches`) do, in one call. Each model set is cached
+        under the key of its own :meth:`train` call, so either way finds it; with ``keep`` it is
+        also held in memory until that call asks for it (a prefetch, e.g. every candidate's
+        reference models at once, with or without a disk cache)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        masks = np.asarray(masks, dtype=bool)
+        eval_rows = np.asarray(eval_rows, dtype=np.int64)
+        seeds = list(seeds)
+        keys = [self._key(r, rows, masks, seeds, eval_rows) for r in recipes]
         out: list[ModelSet | None] = [None] * len(recipes)
         pending = []
         for i, k in enumerate(keys):
-            out[i] = self._cached(k, f"{task} · {i + 1}/{len(recipes)}")
+            out[i] = None if keep and k in self._held else self._cached(k, f"{task} · {i + 1}/{len(recipes)}")
             if out[i] is None:
                 pending.append(i)
+            elif keep:
+                self._held[k] = out[i]
         for group in batches([recipes[i] for i in pending]):
             idx = [pending[g] for g in group]
             self.trainings += 1
             members = [recipes[i] for i in idx]
             unit = "fits" if members[0].kind != "fairleak" else "steps"
-            label = f"{task} · {len(idx)} model(s) at once"
+            label = f"{task} · {len(idx)} recipe(s) at once"
             fitted = type(members[0]).fit_batch(
-                members, self.inputs, rows, seeds * len(idx),
+                members, self.inputs, rows, masks, seeds,
                 progress=None if self.progress is None else (lambda d, t, lb=label, u=unit: self._tick(lb, d, t, u)),
             )  # fmt: skip
             for i, f in zip(idx, fitted, strict=True):
-                out[i] = self._store(keys[i], f, rows, ones, eval_rows)
+                out[i] = self._store(keys[i], f, rows, masks, eval_rows)
+                if keep:
+                    self._held[keys[i]] = out[i]
         return [o for o in out if o is not None]
 
     def _key(self, recipe: Recipe, rows, masks, seeds, eval_rows) -> str:

@@ -134,15 +134,15 @@ class Recipe(ABC):
 
     @classmethod
     def fit_batch(
-        cls, recipes: list[Recipe], inputs: Inputs, rows: np.ndarray, seeds: list[int],
-        progress: Progress | None = None,
+        cls, recipes: list[Recipe], inputs: Inputs, rows: np.ndarray, masks: np.ndarray,
+        seeds: list[int], progress: Progress | None = None,
     ) -> list[Fitted]:  # fmt: skip
-        """One model per recipe on all of ``rows``, recipe i with seed ``seeds[i]``. Default:
-        one after the other; subclasses share the work."""
-        ones = np.ones((1, len(rows)), dtype=bool)
+        """``len(masks)`` models per recipe, model k of each on ``rows[masks[k]]`` with seed
+        ``seeds[k]`` (the same design for every recipe). Default: one recipe after the other;
+        subclasses share the work."""
         out = []
         for i, r in enumerate(recipes):
-            out.append(r.fit(inputs, rows, ones, [seeds[i]]))
+            out.append(r.fit(inputs, rows, masks, seeds))
             if progress is not None:
                 progress(i + 1, len(recipes))
         return out
@@ -230,19 +230,21 @@ class FairleakRecipe(Recipe):
         return head + "|" + json.dumps(pen, sort_keys=True)
 
     @classmethod
-    def fit_batch(cls, recipes, inputs, rows, seeds, progress=None) -> list[Fitted]:
-        """All ``recipes`` (one :meth:`batch_key`) as one ensemble, model i with recipe i's
-        weight and seed; equal to training each alone (tested)."""
+    def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
+        """All ``recipes`` (one :meth:`batch_key`) as one ensemble of ``len(recipes) x K``
+        models, each with its recipe's weight; equal to training each alone (tested)."""
         if len(recipes) == 1:
-            return super().fit_batch(recipes, inputs, rows, seeds, progress)
+            return super().fit_batch(recipes, inputs, rows, masks, seeds, progress)
+        masks = np.asarray(masks, dtype=bool)
+        K = len(masks)
         fair = next((r.fairness for r in recipes if r.fairness is not None and r.fairness.weight > 0), None)
-        weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes)
+        weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes for _ in range(K))
         first = recipes[0]
         merged = FairleakRecipe(first.train, fair, first.dp, first.input, first.columns,
                                 fairness_weights=None if fair is None else weights)  # fmt: skip
-        fitted = merged.fit(inputs, rows, np.ones((len(recipes), len(rows)), bool), list(seeds), progress)
+        fitted = merged.fit(inputs, rows, np.tile(masks, (len(recipes), 1)), list(seeds) * len(recipes), progress)
         assert isinstance(fitted, _EnsembleFitted)
-        return [_EnsembleFitted(fitted.ensemble[i], r) for i, r in enumerate(recipes)]
+        return [_EnsembleFitted(fitted.ensemble[g * K : (g + 1) * K], r) for g, r in enumerate(recipes)]
 
     def features(self, inputs: Inputs) -> np.ndarray:
         """The float32 matrix this recipe's models read: fairleak's encoding, or numeric columns."""
@@ -370,18 +372,20 @@ class SklearnRecipe(Recipe):
         return json.dumps(key, sort_keys=True)
 
     @classmethod
-    def fit_batch(cls, recipes, inputs, rows, seeds, progress=None) -> list[Fitted]:
-        if len(recipes) == 1 or len(set(seeds)) > 1:
-            return super().fit_batch(recipes, inputs, rows, seeds, progress)
-        shared = recipes[0].fit(inputs, rows, np.ones((1, len(rows)), bool), [seeds[0]], progress)
+    def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
+        if len(recipes) == 1:
+            return super().fit_batch(recipes, inputs, rows, masks, seeds, progress)
+        shared = recipes[0].fit(inputs, rows, masks, seeds, progress)
         assert isinstance(shared, _EstimatorsFitted)
-        model = shared.models[0]
         out: list[Fitted] = []
         for r in recipes:
-            view = copy.copy(model)  # shares the fitted rounds; only theta_ differs
-            view.selection = r.estimator.selection
-            view.theta_ = view._choose_theta()
-            out.append(_EstimatorsFitted([view], r.input, r.columns))
+            views = []
+            for model in shared.models:
+                view = copy.copy(model)  # shares the fitted rounds; only theta_ differs
+                view.selection = r.estimator.selection
+                view.theta_ = view._choose_theta()
+                views.append(view)
+            out.append(_EstimatorsFitted(views, r.input, r.columns))
         return out
 
     def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:

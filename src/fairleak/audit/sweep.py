@@ -61,6 +61,9 @@ class SweepGrid(BaseModel):
     attacks: list[str] | None = Field(default_factory=lambda: list(SWEEP_ATTACKS),
                                       description="attacks to run (null: the config's)")  # fmt: skip
     keep_stages: list[str] = Field(default_factory=list, description=f"of {list(_EXPENSIVE)}, those to keep on")
+    attack_bootstrap: int | None = Field(
+        50, ge=0, description="resamples of each attack's intervals (per group too; null: the config's)"
+    )
 
     @field_validator("fairness_weights")
     @classmethod
@@ -147,6 +150,10 @@ def sweep_config(
             raw[name] = {**raw[name], "enabled": False}
     if grid.attacks is not None:
         raw["attacks"] = {**raw.get("attacks", {}), "names": list(grid.attacks)}
+    if grid.attack_bootstrap is not None:
+        # Each attack's intervals (overall and per group) cost O(resamples) per candidate and
+        # dominate a sweep's measuring time; P(front) has its own paired bootstrap.
+        raw["attacks"] = {**raw.get("attacks", {}), "n_bootstrap": grid.attack_bootstrap}
     raw["front"] = {**raw.get("front", {}), **dict(front or {}), "enabled": True}
     return config_from_dict(raw, source="(sweep)")
 
