@@ -241,5 +241,8 @@ def resampled_attack_metrics(scores: Any, is_member: Any, counts: Any) -> dict[s
             "them separately (e.g. fairleak.selection.bootstrap_indices with strata=is_member)."
         )
     roc = _Roc(s, m)
-    ws = w[:, roc.order].astype(np.int32)  # counts <= N: int32 cumsums are exact and twice as fast
-    return roc.summary(*roc.curves(np.where(roc.m, ws, 0), np.where(roc.m, 0, ws)))
+    ws = w[:, roc.order]
+    tp = np.cumsum(np.where(roc.m, ws, 0), axis=1, dtype=np.int64)[:, roc.last]
+    fp = np.cumsum(ws, axis=1, dtype=np.int64)[:, roc.last] - tp
+    zero = np.zeros((len(ws), 1), dtype=np.int64)
+    return roc.summary(np.concatenate([zero, fp], 1), np.concatenate([zero, tp], 1))

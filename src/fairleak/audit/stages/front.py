@@ -401,7 +401,7 @@ class FrontStage(Stage):
             draw_mem = bootstrap_indices(len(mem), B, seed=ctx.seed("front bootstrap", "members"),
                                          strata=strata(mem))  # fmt: skip
             c_mem = np.stack([np.bincount(r, minlength=len(mem)) for r in draw_mem])
-            c_audit = np.concatenate([c_mem, c_non], 1)  # audit rows: members then non-members
+            c_audit = np.concatenate([c_mem, c_non], 1).astype(np.int32)  # audit rows: members, non-members
             per_record = ctx.tables.get("per_record", [])
         for j, name in enumerate(names):
             row = rows[idx[j]]
