@@ -273,3 +273,10 @@ def test_reference_models_of_candidates_train_together_with_the_same_results(mon
     assert alone.trainings == 1 + 3
     assert json.dumps(together.results, sort_keys=True) == json.dumps(alone.results, sort_keys=True)
     assert together.results["front"]["candidates"][0]["attack"]["name"] in ("lira_offline", "threshold_loss")
+
+
+def test_a_candidate_that_cannot_train_is_named():
+    from fairleak.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"Training mlp_w1_eps0.05: .*cannot be reached"):
+        run_sweep(small_config(), {"fairness_weights": [1], "epsilons": [0.05]})

@@ -21,6 +21,7 @@ import numpy as np
 from fairleak.attacks import ModelOutputs
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.recipes import Fitted, Inputs, Recipe, batches
+from fairleak.errors import FairleakError
 from fairleak.train import model_seeds
 
 __all__ = ["ModelBank", "ModelSet", "Progress"]
@@ -88,17 +89,18 @@ class ModelBank:
         return self._store(key, fitted, rows, masks, eval_rows)
 
     def train_each(
-        self, recipes: list[Recipe], *, rows: np.ndarray, seed: int, eval_rows: np.ndarray, task: str
-    ) -> list[ModelSet]:
+        self, recipes: list[Recipe], *, rows: np.ndarray, seed: int, eval_rows: np.ndarray, task: str,
+        names: list[str] | None = None,
+    ) -> list[ModelSet]:  # fmt: skip
         """One model per recipe on all of ``rows``, with the seed a one-model :meth:`train`
         call would give it (the audited models); see :meth:`train_many`."""
         ones = np.ones((1, len(rows)), dtype=bool)
         return self.train_many(recipes, rows=rows, masks=ones, seeds=model_seeds(seed, 1),
-                               eval_rows=eval_rows, task=task)  # fmt: skip
+                               eval_rows=eval_rows, task=task, names=names)  # fmt: skip
 
     def train_many(
         self, recipes: list[Recipe], *, rows: np.ndarray, masks: np.ndarray, seeds: list[int],
-        eval_rows: np.ndarray, task: str, keep: bool = False,
+        eval_rows: np.ndarray, task: str, keep: bool = False, names: list[str] | None = None,
     ) -> list[ModelSet]:  # fmt: skip
         """The same design (``masks``, ``seeds``) trained with each of ``recipes``; recipes that
         can train together (:func:`~.recipes.batches`) do, in one call. Each model set is cached
@@ -124,10 +126,15 @@ class ModelBank:
             members = [recipes[i] for i in idx]
             unit = "fits" if members[0].kind != "fairleak" else "steps"
             label = f"{task} · {len(idx)} recipe(s) at once"
-            fitted = type(members[0]).fit_batch(
-                members, self.inputs, rows, masks, seeds,
-                progress=None if self.progress is None else (lambda d, t, lb=label, u=unit: self._tick(lb, d, t, u)),
-            )  # fmt: skip
+            try:
+                fitted = type(members[0]).fit_batch(
+                    members, self.inputs, rows, masks, seeds,
+                    progress=None if self.progress is None else (lambda d, t, lb=label, u=unit: self._tick(lb, d, t, u)),
+                )  # fmt: skip
+            except FairleakError as exc:  # say which models (a sweep trains many at once)
+                if names is None:
+                    raise
+                raise type(exc)(f"Training {', '.join(names[i] for i in idx)}: {exc}") from exc
             for i, f in zip(idx, fitted, strict=True):
                 out[i] = self._store(keys[i], f, rows, masks, eval_rows)
                 if keep:

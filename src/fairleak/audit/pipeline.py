@@ -160,7 +160,7 @@ def _score_targets(ctx: AuditContext) -> None:
     if trained:
         sets = ctx.bank.train_each(
             [t.recipe for t in trained if t.recipe is not None], rows=d.members,
-            seed=ctx.seed("target"), eval_rows=everything, task="models",
+            seed=ctx.seed("target"), eval_rows=everything, task="models", names=[t.name for t in trained],
         )  # fmt: skip
         for t, ms in zip(trained, sets, strict=True):
             t.outputs, t.privacy, t.model = ms.outputs, ms.privacy, ms.fitted

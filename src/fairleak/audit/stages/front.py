@@ -204,8 +204,8 @@ class FrontStage(Stage):
             "candidates": {"type": "array", "items": {
                 "type": "object",
                 "required": ["name", "family", "params", "accuracy", "error", "balanced_error",
-                             "epsilon", "attack", "gaps", "worst_gaps", "objectives", "rank",
-                             "on_front", "p_front", "feasible"],
+                             "epsilon", "attack", "gaps", "worst_gaps", "constant", "objectives",
+                             "rank", "on_front", "p_front", "feasible"],
                 "properties": {"p_front": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                                "on_front": {"type": "boolean"}},
             }},
@@ -264,6 +264,7 @@ class FrontStage(Stage):
                 "balanced_error": 1.0 - (tpr + tnr) / 2,
                 "epsilon": None if not eps else float(eps[0]),
                 "attack": None, "gaps": gaps, "worst_gaps": worst,
+                "constant": bool(yh.min() == yh.max()),
             }  # fmt: skip
             if attacks and name in attacks and attacks[name]["strongest"] is not None:
                 a = attacks[name]["strongest"]
@@ -305,6 +306,12 @@ class FrontStage(Stage):
                        rank=int(ranks[i]) if ranks[i] >= 0 else None, on_front=bool(on_front[i]),
                        p_front=None if np.isnan(p_front[i]) else float(p_front[i]),
                        hv_contribution=float(contrib[i]), feasible=bool(feasible[i]))  # fmt: skip
+        constant = [r["name"] for r in rows if r["constant"]]
+        if constant:
+            notes.append(
+                f"front: {', '.join(constant)} predict(s) one class for every non-member: every "
+                "rate-difference gap is trivially 0 there (no classifier); constrain accuracy to exclude them."
+            )
         if 0 < len(idx) <= 3:
             notes.append("front: three or fewer candidates: a few points with overlapping intervals are not a trade-off curve.")
         notes.append(
