@@ -12,6 +12,7 @@ SCRIPTS = [
     "bench_rmia.py",
     "bench_group_risk.py",
     "bench_audit.py",
+    "bench_sweep.py",
 ]
 
 if __name__ == "__main__":
