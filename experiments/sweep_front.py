@@ -105,7 +105,7 @@ def tables(runs: list[dict], analysis: dict) -> str:
             g = c["gaps"][view]["equalized_odds_difference"]
             a = c["attack"]
             eps = "–" if c["epsilon"] is None else f"{c['epsilon']:.1f}"
-            star = " (knee)" if c["name"] == f["knee"] else ""
+            star = (" (knee)" if c["name"] == f["knee"] else "") + (" (one class)" if c["constant"] else "")
             out.append(f"| {c['name']}{star} | {c['accuracy']:.3f} | {g['value']:.3f} [{g['ci_low']:.3f}, "
                        f"{g['ci_high']:.3f}] ({view}) | {a['name']}: {a['auc']:.3f} [{a['auc_ci'][0]:.3f}, "
                        f"{a['auc_ci'][1]:.3f}] | {eps} | {c['p_front']:.2f} |")  # fmt: skip
@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--references", type=int, default=4)
     ap.add_argument("--min-group", type=int, default=100, help="groups below this many non-members are left out of gaps")
+    ap.add_argument("--tables-only", action="store_true", help="re-print the tables from the recorded JSON")
     args = ap.parse_args()
     args.weights = [0.0, 0.5, 1.0, 2.0, 5.0]
     args.epsilons = [None, 3.0, 8.0]
@@ -148,6 +149,12 @@ def main() -> None:
     if args.quick:
         args.seeds, args.epochs, args.references = 1, 5, 0
         args.weights, args.epsilons, args.rounds = [0.0, 2.0], [None, 8.0], [10, 50]
+    if args.tables_only:
+        rec = json.loads((OUT / "sweep_front.json").read_text())
+        md = tables(rec["runs"], analyse(rec["runs"]))
+        (OUT / "sweep_front_tables.md").write_text(md)
+        print(md)
+        return
     runs = []
     t0 = time.perf_counter()
     for dataset in ("adult", "compas"):
