@@ -4,7 +4,7 @@ model chosen on it.
 Every audited model is a candidate (a ``fairleak sweep`` audits a grid of them). Objectives, all
 minimised and measured on rows the models never trained on: the error (or balanced error) on the
 non-members; the worst value over attributes and intersections of one fairness gap; the
-strongest configured attack's AUC - 0.5 (or its TPR at 1% FPR). The accountant's epsilon is never
+strongest configured attack's AUC - 0.5, 0 when at or below chance (or its TPR at 1% FPR). The accountant's epsilon is never
 an axis (infinite for non-private models) but can be constrained (``epsilon <= 8``). A model is
 chosen by constraints (lowest error among those meeting them), by weights (augmented Tchebycheff),
 or as the knee of the front. Each candidate's probability of being on the front comes from a
@@ -364,7 +364,8 @@ class FrontStage(Stage):
         if key == cfg.gap and GAPS[key].ratio:
             return 1.0 - v
         if key == "attack_auc":
-            return v - 0.5
+            # the strongest attack below chance is noise around 0.5, not negative leakage
+            return np.maximum(v - 0.5, 0.0)
         return v
 
     @staticmethod
@@ -433,7 +434,7 @@ class FrontStage(Stage):
                 atk = row["attack"]["name"]
                 frame = next(f for f in per_record if len(f) and f["model"].iat[0] == name and f["attack"].iat[0] == atk)
                 m = resampled_attack_metrics(frame["score"].to_numpy(), frame["is_member"].to_numpy(), c_audit)
-                cols.append(m["auc"] - 0.5 if keys[2] == "attack_auc" else m["tpr_at_1%_fpr"])
+                cols.append(np.maximum(m["auc"] - 0.5, 0.0) if keys[2] == "attack_auc" else m["tpr_at_1%_fpr"])
             out[:, j, :] = np.column_stack(cols)
         return out
 
@@ -492,7 +493,7 @@ class FrontStage(Stage):
         blocks.append(Text(
             f"{len(cands)} candidates, {len(results['front'])} on the front; hypervolume "
             f"{results['hypervolume']:.4g} (reference point {results['reference_point']}).", "note"))
-        labels = {"error": "error", "balanced_error": "balanced error", "attack_auc": "attack AUC - 0.5",
+        labels = {"error": "error", "balanced_error": "balanced error", "attack_auc": "attack AUC - 0.5 (0 at or below chance)",
                   "attack_tpr_at_1pct_fpr": "attack TPR at 1% FPR"}  # fmt: skip
         axes = [labels.get(k, f"worst {k}") for k in keys]
         names = [c["name"] for c in cands]
