@@ -199,7 +199,7 @@ def _front(b: Front) -> list[go.Figure]:
         c = b.chosen
         fig.add_trace(go.Scatter(
             x=[b.values[c][0]], y=[b.values[c][1]], mode="markers+text", name="chosen",
-            text=[_e(b.names[c])], textposition="top right",
+            text=[_e(b.names[c])], textposition="top center",
             marker={"symbol": "star", "size": 22, "color": "#e03131", "line": {"width": 1, "color": "#000"}},
             hovertemplate=f"<b>chosen: {_e(b.names[c])}</b><br>{hover[c]}<extra></extra>",
         ))  # fmt: skip
@@ -224,8 +224,9 @@ def _front(b: Front) -> list[go.Figure]:
                 x=[b.values[c][0]], y=[b.values[c][1]], z=[b.values[c][2]], mode="markers+text",
                 text=[_e(b.names[c])], name="chosen", marker={"size": 10, "color": "#e03131", "symbol": "diamond"},
             ))  # fmt: skip
-        fig3.update_layout(**_layout(b.title + " (3-D)", scene={
-            "xaxis_title": _e(b.axes[0]), "yaxis_title": _e(b.axes[1]), "zaxis_title": _e(b.axes[2])}))  # fmt: skip
+        fig3.update_layout(**_layout(b.title + " (3-D: drag to turn)", height=620, scene={
+            "xaxis_title": _e(b.axes[0]), "yaxis_title": _e(b.axes[1]), "zaxis_title": _e(b.axes[2]),
+            "aspectmode": "cube"}))  # fmt: skip
         figs.append(fig3)
     return figs
 
