@@ -151,6 +151,13 @@ def audit(
         bool,
         typer.Option(help="Reuse finished work from OUT/.cache (--no-cache recomputes everything and refreshes the cache)."),
     ] = True,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Where model sets train: local (this process) or ray (shards as Ray tasks; same results)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="--backend ray: an existing Ray cluster ('auto', 'ray://head:10001').")
+    ] = None,
 ) -> None:
     """Audit classifiers for fairness and privacy together; write results.json, Parquet tables
     and report.html to OUT. With no arguments: Adult, protected sex and race, fairleak's six
@@ -170,7 +177,8 @@ def audit(
         for key, value in (("data.dataset", data), ("data.label", label), ("data.positive", positive),
                            ("data.min_group_size", min_group_size), ("seed", seed),
                            ("data.member_column", member_column), ("data.train", train),
-                           ("data.holdout", holdout), ("data.population", population)):  # fmt: skip
+                           ("data.holdout", holdout), ("data.population", population),
+                           ("backend.name", backend), ("backend.address", address)):  # fmt: skip
             if value is not None:
                 over[key] = value
         if protected is not None:

@@ -445,12 +445,14 @@ def test_released_models_noise_is_not_replayable_and_simulation_is(data):
     a, b = (FairleakClassifier(**kw).fit(X, y) for _ in range(2))
     assert not np.allclose(a.predict_proba(X), b.predict_proba(X))
     assert "secure" in a.ensemble_.privacy["noise"]
+    assert "preprocessing" in a.privacy_["does_not_cover"] and "gradient step" in a.privacy_["covers"]
     c, d = (FairleakClassifier(**kw, noise="reproducible").fit(X, y) for _ in range(2))
     np.testing.assert_array_equal(c.predict_proba(X), d.predict_proba(X))
     assert "not a DP release" in c.ensemble_.privacy["noise"]
     # without DP, random_state alone fixes everything
     e, f = (FairleakClassifier(hidden_layer_sizes=(8,), epochs=2, random_state=4).fit(X, y) for _ in range(2))
     np.testing.assert_array_equal(e.predict_proba(X), f.predict_proba(X))
+    assert e.privacy_ is None and e.epsilon_ is None
 
 
 def test_dp_sgd_s_bounds_adapt_with_a_separate_norm_bound_and_pool_small_groups():

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fairleak.attacks import ModelOutputs
+from fairleak.audit.backends import Backend, LocalBackend, Shard
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.recipes import Fitted, Inputs, Recipe, batches
 from fairleak.errors import FairleakError
@@ -45,17 +46,34 @@ class ModelSet:
         return int(self.trained_on.shape[0])
 
 
+def split_shard(whole: Shard, recipes: list[Recipe], K: int) -> list[Shard]:
+    """The set of ``len(recipes) x K`` models a merged recipe trained, back as one shard per
+    recipe: outputs, per-model privacy figures and fitted models sliced by model."""
+    n = len(recipes) * K
+    out = []
+    for g, r in enumerate(recipes):
+        sl = slice(g * K, (g + 1) * K)
+        logits = None if whole.outputs.logits is None else whole.outputs.logits[sl]
+        privacy = {k: (v[sl] if isinstance(v, list) and len(v) == n else v) for k, v in whole.privacy.items()}
+        fitted = None if whole.fitted is None else whole.fitted.select(sl, r)
+        out.append(Shard(ModelOutputs(whole.outputs.proba[sl], logits), privacy, fitted))
+    return out
+
+
 def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:24]
 
 
 class ModelBank:
-    """Trains and caches model sets for one audit's data (``inputs`` with ``fingerprint``)."""
+    """Trains and caches model sets for one audit's data (``inputs`` with ``fingerprint``), in
+    this process or on Ray (``backend``, :mod:`fairleak.audit.backends`; the models are the same)."""
 
     def __init__(
-        self, inputs: Inputs, fingerprint: str, cache: StageCache, progress: Progress | None = None
-    ) -> None:
+        self, inputs: Inputs, fingerprint: str, cache: StageCache, progress: Progress | None = None,
+        backend: Backend | None = None,
+    ) -> None:  # fmt: skip
         self.inputs, self.fingerprint, self.cache, self.progress = inputs, fingerprint, cache, progress
+        self.backend = backend if backend is not None else LocalBackend()
         self.trainings = 0
         self._held: dict[str, ModelSet] = {}  # prefetched sets, handed out once
 
@@ -81,12 +99,11 @@ class ModelBank:
         if hit is not None:
             return hit
         self.trainings += 1
-        unit = "fits" if recipe.kind != "fairleak" else "steps"
-        fitted = recipe.fit(
-            self.inputs, rows, masks, seeds,
-            progress=None if self.progress is None else (lambda d, t: self._tick(task, d, t, unit)),
+        shard = self.backend.run(
+            recipe, self.inputs, rows, masks, seeds, eval_rows,
+            tick=None if self.progress is None else (lambda d, t, unit: self._tick(task, d, t, unit)),
         )  # fmt: skip
-        return self._store(key, fitted, rows, masks, eval_rows)
+        return self._store(key, shard, rows, masks, eval_rows)
 
     def train_each(
         self, recipes: list[Recipe], *, rows: np.ndarray, seed: int, eval_rows: np.ndarray, task: str,
@@ -103,7 +120,9 @@ class ModelBank:
         eval_rows: np.ndarray, task: str, keep: bool = False, names: list[str] | None = None,
     ) -> list[ModelSet]:  # fmt: skip
         """The same design (``masks``, ``seeds``) trained with each of ``recipes``; recipes that
-        can train together (:func:`~.recipes.batches`) do, in one call. Each model set is cached
+        can train together (:func:`~.recipes.batches`) do, in one call: one merged recipe on the
+        backend (:meth:`Recipe.merge_batch`, e.g. fairleak models differing only in the penalty
+        weight), or the recipe's own :meth:`Recipe.fit_batch` here. Each model set is cached
         under the key of its own :meth:`train` call, so either way finds it; with ``keep`` it is
         also held in memory until that call asks for it (a prefetch, e.g. every candidate's
         reference models at once, with or without a disk cache)."""
@@ -120,23 +139,34 @@ class ModelBank:
                 pending.append(i)
             elif keep:
                 self._held[k] = out[i]
+        K = len(masks)
         for group in batches([recipes[i] for i in pending]):
             idx = [pending[g] for g in group]
             self.trainings += 1
             members = [recipes[i] for i in idx]
-            unit = "fits" if members[0].kind != "fairleak" else "steps"
             label = f"{task} · {len(idx)} recipe(s) at once"
+            tick = None if self.progress is None else (lambda d, t, u, lb=label: self._tick(lb, d, t, u))
             try:
-                fitted = type(members[0]).fit_batch(
-                    members, self.inputs, rows, masks, seeds,
-                    progress=None if self.progress is None else (lambda d, t, lb=label, u=unit: self._tick(lb, d, t, u)),
-                )  # fmt: skip
+                merged = type(members[0]).merge_batch(members, K) if len(members) > 1 else members[0]
+                if merged is not None:
+                    whole = self.backend.run(
+                        merged, self.inputs, rows, np.tile(masks, (len(members), 1)),
+                        seeds * len(members), eval_rows, tick=tick,
+                    )  # fmt: skip
+                    shards = split_shard(whole, members, K)
+                else:
+                    unit = "fits" if members[0].kind != "fairleak" else "steps"
+                    fitted = type(members[0]).fit_batch(
+                        members, self.inputs, rows, masks, seeds,
+                        progress=None if tick is None else (lambda d, t, u=unit, tk=tick: tk(d, t, u)),
+                    )  # fmt: skip
+                    shards = [Shard(f.outputs(self.inputs, eval_rows), dict(f.privacy), f) for f in fitted]
             except FairleakError as exc:  # say which models (a sweep trains many at once)
                 if names is None:
                     raise
                 raise type(exc)(f"Training {', '.join(names[i] for i in idx)}: {exc}") from exc
-            for i, f in zip(idx, fitted, strict=True):
-                out[i] = self._store(keys[i], f, rows, masks, eval_rows)
+            for i, sh in zip(idx, shards, strict=True):
+                out[i] = self._store(keys[i], sh, rows, masks, eval_rows)
                 if keep:
                     self._held[keys[i]] = out[i]
         return [o for o in out if o is not None]
@@ -156,19 +186,19 @@ class ModelBank:
         outputs = ModelOutputs.from_logits(z) if z is not None else ModelOutputs(hit["proba"])
         return ModelSet(outputs, hit["trained_on"], json.loads(str(hit["privacy"])))
 
-    def _store(self, key: str, fitted: Fitted, rows, masks, eval_rows) -> ModelSet:
-        outputs = fitted.outputs(self.inputs, eval_rows)
+    def _store(self, key: str, shard: Shard, rows, masks, eval_rows) -> ModelSet:
+        outputs, privacy = shard.outputs, shard.privacy
         trained = np.zeros((len(masks), len(self.inputs.y)), dtype=bool)
         for k, m in enumerate(masks):
             trained[k, rows[m]] = True
         trained_on = trained[:, eval_rows]
-        arrays = {"trained_on": trained_on, "privacy": np.array(json.dumps(fitted.privacy))}
+        arrays = {"trained_on": trained_on, "privacy": np.array(json.dumps(privacy))}
         if outputs.logits is not None:
             arrays["logits"] = outputs.logits.astype(np.float64)
         else:
             arrays["proba"] = outputs.proba
         self.cache.put_arrays("models", key, arrays)
-        return ModelSet(outputs, trained_on, fitted.privacy, fitted)
+        return ModelSet(outputs, trained_on, privacy, shard.fitted)
 
     def _tick(self, task: str, done: int, total: int, unit: str) -> None:
         if self.progress is not None:

@@ -76,6 +76,14 @@ class SplitSection(Section):
     max_audit: int | None = Field(None, ge=4, description="cap on members + non-members")
 
 
+class BackendSection(Section):
+    """Where model sets train. The models (and so the results) are the same on every backend."""
+
+    name: Literal["local", "ray"] = Field("local", description="local: this process; ray: shards of models as Ray tasks")
+    address: str | None = Field(None, description="ray: an existing cluster ('auto', 'ray://head:10001'); none starts a local one")
+    shards: int | None = Field(None, ge=1, description="ray: shards per model set (default: the cluster's CPUs)")
+
+
 class ModelSpec(Section):
     """One audited model: fairleak's recipe (``train`` / ``fairness`` / ``dp``), a scikit-learn
     estimator the audit fits on the members (``estimator`` + ``params``), a model the user fitted
@@ -164,6 +172,7 @@ class AuditConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     models: list[ModelSpec] = Field(default_factory=_default_models)
     stages: dict[str, Any] = Field(default_factory=_stage_sections)
+    backend: BackendSection = Field(default_factory=BackendSection)
 
     @field_validator("stages")
     @classmethod

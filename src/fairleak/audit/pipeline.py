@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 import fairleak
+from fairleak.audit.backends import make_backend
 from fairleak.audit.bank import ModelBank, Progress
 from fairleak.audit.cache import StageCache
 from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, default_config
@@ -208,8 +209,9 @@ def run_audit(
     targets = build_targets(cfg, data, models)
     if not targets:
         raise DataValidationError("Nothing to audit: the config lists no models and none were given.")
-    ctx = AuditContext(cfg, data, ModelBank(data.inputs, data.fingerprint, cache, progress), targets,
-                       progress=progress)  # fmt: skip
+    backend = make_backend(cfg.backend.name, address=cfg.backend.address, shards=cfg.backend.shards)
+    bank = ModelBank(data.inputs, data.fingerprint, cache, progress, backend=backend)
+    ctx = AuditContext(cfg, data, bank, targets, progress=progress)
     _score_targets(ctx)
     tables: dict[str, list[pd.DataFrame]] = {}
     notes: list[str] = [*data.ds.notes, *data.notes]

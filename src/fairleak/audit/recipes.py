@@ -103,6 +103,10 @@ class Fitted(ABC):
     def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
         """Outputs [K, len(rows), 2] on the given rows of ``inputs``."""
 
+    def select(self, models: slice, recipe: Recipe) -> Fitted | None:
+        """Some of the models, as trained by ``recipe`` (None where not supported)."""
+        return None
+
 
 class Recipe(ABC):
     """How to train models like a target."""
@@ -130,6 +134,13 @@ class Recipe(ABC):
     def batch_key(self) -> str | None:
         """Recipes with the same (non-None) key train together in one :meth:`fit_batch` call,
         each model exactly as it would alone (sweeps: K candidates for the cost of one set)."""
+        return None
+
+    @classmethod
+    def merge_batch(cls, recipes: list[Recipe], n_models: int) -> Recipe | None:
+        """One recipe that trains ``n_models`` models for each of ``recipes`` (one
+        :meth:`batch_key`), recipe g's as models ``g * n_models ...``, each as that recipe alone
+        would; None where the recipes share work otherwise (:meth:`fit_batch`)."""
         return None
 
     @classmethod
@@ -185,6 +196,10 @@ class _EnsembleFitted(Fitted):
     def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
         return ModelOutputs.from_logits(self.ensemble.predict_logits(self.recipe.features(inputs)[rows]))
 
+    def select(self, models: slice, recipe: Recipe) -> Fitted:
+        assert isinstance(recipe, FairleakRecipe)
+        return _EnsembleFitted(self.ensemble[models], recipe)
+
 
 @dataclass(frozen=True)
 class FairleakRecipe(Recipe):
@@ -230,21 +245,25 @@ class FairleakRecipe(Recipe):
         return head + "|" + json.dumps(pen, sort_keys=True)
 
     @classmethod
+    def merge_batch(cls, recipes, n_models) -> FairleakRecipe:
+        """All ``recipes`` (one :meth:`batch_key`) as one recipe of ``len(recipes) x n_models``
+        models with a penalty weight per model; equal to training each alone (tested)."""
+        fair = next((r.fairness for r in recipes if r.fairness is not None and r.fairness.weight > 0), None)
+        weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes for _ in range(n_models))
+        first = recipes[0]
+        return FairleakRecipe(first.train, fair, first.dp, first.input, first.columns,
+                              fairness_weights=None if fair is None else weights)  # fmt: skip
+
+    @classmethod
     def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
-        """All ``recipes`` (one :meth:`batch_key`) as one ensemble of ``len(recipes) x K``
-        models, each with its recipe's weight; equal to training each alone (tested)."""
+        """All ``recipes`` as one ensemble (:meth:`merge_batch`), split back per recipe."""
         if len(recipes) == 1:
             return super().fit_batch(recipes, inputs, rows, masks, seeds, progress)
         masks = np.asarray(masks, dtype=bool)
         K = len(masks)
-        fair = next((r.fairness for r in recipes if r.fairness is not None and r.fairness.weight > 0), None)
-        weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes for _ in range(K))
-        first = recipes[0]
-        merged = FairleakRecipe(first.train, fair, first.dp, first.input, first.columns,
-                                fairness_weights=None if fair is None else weights)  # fmt: skip
+        merged = cls.merge_batch(recipes, K)
         fitted = merged.fit(inputs, rows, np.tile(masks, (len(recipes), 1)), list(seeds) * len(recipes), progress)
-        assert isinstance(fitted, _EnsembleFitted)
-        return [_EnsembleFitted(fitted.ensemble[g * K : (g + 1) * K], r) for g, r in enumerate(recipes)]
+        return [fitted.select(slice(g * K, (g + 1) * K), r) for g, r in enumerate(recipes)]
 
     def features(self, inputs: Inputs) -> np.ndarray:
         """The float32 matrix this recipe's models read: fairleak's encoding, or numeric columns."""

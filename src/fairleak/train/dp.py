@@ -79,6 +79,8 @@ def noise_multiplier_for(
     if not extra_mechanisms:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+            # PRV at sample_rate 1 (batches as large as the data): the same harmless log(0) as above
+            warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning)
             return float(
                 get_noise_multiplier(
                     target_epsilon=target_epsilon,

@@ -81,7 +81,17 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
     :class:`DPConfig` (:data:`PARAMETER_MAP`), where it is declared and validated.
 
     Attributes:
-        classes_, n_features_in_, epsilon_ (None when not private), delta_, ensemble_.
+        classes_, n_features_in_, epsilon_ (None when not private), delta_, ensemble_,
+        privacy_ (None when not private): what ``epsilon_`` covers and what it does not.
+
+    What ``epsilon_`` covers: the rows passed to :meth:`fit`, through every gradient step
+    (Poisson sampling, clipping, noise) and every other release made from a sampled batch
+    (DP-SGD-S norm sums, private fairness signs: accounted jointly with the gradient, Andrew et
+    al. 2021) plus the one-off noisy group counts the mechanisms need (composed). It does not
+    cover how ``X`` was made (a scaler or encoder fitted on the same rows leaks their statistics:
+    fit it on public data), hyperparameter or model selection on private data, or anything
+    computed outside :meth:`fit`. The noise comes from OS entropy and is never stored
+    (``noise="secure"``); ``random_state`` seeds only the initialisation.
 
     Example:
         >>> clf = FairleakClassifier(fairness="demographic_parity", fairness_weight=1.0)
@@ -218,6 +228,7 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         )  # fmt: skip
         self.epsilon_ = None if self.ensemble_.epsilon is None else self.ensemble_.epsilon[0]
         self.delta_ = self.ensemble_.delta
+        self.privacy_ = getattr(self.ensemble_, "privacy", None) if dp is not None else None
         return self
 
     def _logits(self, X: Any) -> np.ndarray:
@@ -255,4 +266,5 @@ class FairleakClassifier(ClassifierMixin, BaseEstimator):
         clf.n_features_in_ = ens.n_features
         clf.epsilon_ = None if ens.epsilon is None else ens.epsilon[0]
         clf.delta_ = ens.delta
+        clf.privacy_ = getattr(ens, "privacy", None) if ens.epsilon is not None else None
         return clf
