@@ -13,6 +13,7 @@ SCRIPTS = [
     "bench_group_risk.py",
     "bench_audit.py",
     "bench_contention.py",
+    "bench_sweep.py",
 ]
 
 if __name__ == "__main__":

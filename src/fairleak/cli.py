@@ -311,6 +311,7 @@ def _register(name: str) -> None:
 _register("fhe")
 _register("multitask")
 _register("synth")
+_register("sweep")
 
 
 def main() -> None:

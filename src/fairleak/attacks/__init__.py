@@ -40,7 +40,12 @@ from fairleak.attacks.group_risk import (
     ipr_oracle,
 )
 from fairleak.attacks.lira import LiRA, lira_scores
-from fairleak.attacks.metrics import AttackMetrics, attack_metrics, tpr_at_fpr
+from fairleak.attacks.metrics import (
+    AttackMetrics,
+    attack_metrics,
+    resampled_attack_metrics,
+    tpr_at_fpr,
+)
 from fairleak.attacks.rmia import RMIA, rmia_likelihood_ratio, rmia_scores, rmia_scores_direct
 from fairleak.attacks.scores import (
     SCORE_NAMES,
@@ -104,6 +109,7 @@ __all__ = [
     "pa_alooa_masks",
     "paired_half_masks",
     "register_attack",
+    "resampled_attack_metrics",
     "restrict_output",
     "rmia_likelihood_ratio",
     "rmia_scores",

@@ -16,7 +16,7 @@ import numpy as np
 from fairleak.data.groups import group_views, normalize_sensitive, sorted_groups
 from fairleak.errors import DataValidationError
 
-__all__ = ["AttackMetrics", "attack_metrics", "roc_grid", "tpr_at_fpr"]
+__all__ = ["AttackMetrics", "attack_metrics", "resampled_attack_metrics", "roc_grid", "tpr_at_fpr"]
 
 #: FPR grid on which ROC curves are stored (log-spaced, for log-log plots).
 FPR_GRID = np.unique(np.concatenate([np.logspace(-5, 0, 101), [0.001, 0.01, 0.1]]))
@@ -46,6 +46,7 @@ class _Roc:
 
     def __init__(self, scores: np.ndarray, is_member: np.ndarray) -> None:
         order = np.argsort(-scores, kind="stable")
+        self.order = order
         ss = scores[order]
         self.m = is_member[order]
         self.n_in, self.n_out = int(self.m.sum()), int((~self.m).sum())
@@ -216,3 +217,32 @@ def attack_metrics(
                         s[sel], m[sel], n_bootstrap, confidence, rng
                     )
     return out
+
+
+def resampled_attack_metrics(scores: Any, is_member: Any, counts: Any) -> dict[str, np.ndarray]:
+    """AUC, TPR at 0.1% / 1% FPR, advantage and balanced accuracy of one attack on B resamples
+    of its rows, given as draw counts ``counts`` [B, N] (how often each row is drawn, rows in
+    the order of ``scores``). Members and non-members must be resampled within themselves (each
+    resample keeps their totals), as :func:`attack_metrics`' intervals do. The same counts for
+    several models give a paired bootstrap (e.g. a Pareto front's membership probability)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    m = np.asarray(is_member).astype(bool).reshape(-1)
+    w = np.asarray(counts)
+    if w.ndim != 2 or w.shape[1] != len(s) or m.shape != s.shape:
+        raise DataValidationError(
+            f"counts must be [n_resamples, {len(s)}] (one count per row of scores); got shape {w.shape}."
+        )
+    n_in, n_out = int(m.sum()), int((~m).sum())
+    if n_in == 0 or n_out == 0:
+        raise DataValidationError("Resampled attack metrics need both members and non-members.")
+    if (w[:, m].sum(1) != n_in).any() or (w[:, ~m].sum(1) != n_out).any():
+        raise DataValidationError(
+            "Each resample must draw as many members and non-members as the data has: resample "
+            "them separately (e.g. fairleak.selection.bootstrap_indices with strata=is_member)."
+        )
+    roc = _Roc(s, m)
+    ws = w[:, roc.order]
+    tp = np.cumsum(np.where(roc.m, ws, 0), axis=1, dtype=np.int64)[:, roc.last]
+    fp = np.cumsum(ws, axis=1, dtype=np.int64)[:, roc.last] - tp
+    zero = np.zeros((len(ws), 1), dtype=np.int64)
+    return roc.summary(np.concatenate([zero, fp], 1), np.concatenate([zero, tp], 1))

@@ -16,6 +16,7 @@ __all__ = [
     "Block",
     "Curves",
     "Estimate",
+    "Front",
     "Histogram",
     "RefLine",
     "Series",
@@ -102,4 +103,20 @@ class Histogram:
     x_label: str = ""
 
 
-Block = Text | Table | Bars | Curves | Histogram
+@dataclass(frozen=True)
+class Front:
+    """Candidates in objective space (2 or 3 axes, all minimised): which are on the Pareto
+    front, each one's probability of being on it, and the chosen one (an index, or None)."""
+
+    title: str
+    names: list[str]
+    axes: list[str]
+    values: list[list[float | None]]  # [n_candidates][n_axes]
+    families: list[str]
+    on_front: list[bool]
+    p_front: list[float | None]
+    chosen: int | None = None
+    hover: list[str] = field(default_factory=list)
+
+
+Block = Text | Table | Bars | Curves | Histogram | Front

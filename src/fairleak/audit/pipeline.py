@@ -20,7 +20,7 @@ from fairleak.audit.bank import ModelBank, Progress
 from fairleak.audit.cache import StageCache
 from fairleak.audit.config import AuditConfig, ModelSpec, apply_overrides, default_config
 from fairleak.audit.data import AuditData, prepare_data
-from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe
+from fairleak.audit.recipes import FairleakRecipe, SklearnRecipe, accepts_sensitive
 from fairleak.audit.stages import STAGES, AuditContext
 from fairleak.audit.target import AuditTarget, estimator_from_spec, load_fitted_model, recipe_of
 from fairleak.audit.verdict import verdict
@@ -50,6 +50,7 @@ class AuditResult:
     targets: dict[str, AuditTarget] = field(default_factory=dict)
     cache_hits: int = 0
     trainings: int = 0
+    data: AuditData | None = None  # the data and split the audit ran on
 
     @property
     def per_record(self) -> pd.DataFrame:
@@ -135,8 +136,15 @@ def build_targets(
                 )
             t = AuditTarget(spec.name, "fairleak", FairleakRecipe(train, spec.fairness, spec.dp))
         elif spec.kind == "sklearn":
-            est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
-            t = AuditTarget(spec.name, "sklearn", SklearnRecipe(estimator=est))
+            est = estimator_from_spec(spec.estimator or "", spec.params, "none")
+            if spec.preprocess == "auto" and accepts_sensitive(est):
+                # A Pipeline would not pass sensitive_features on to a fair estimator: it reads
+                # fairleak's encoding instead (the same preprocessor, fitted on the population).
+                recipe = SklearnRecipe(estimator=est, input="matrix")
+            else:
+                est = estimator_from_spec(spec.estimator or "", spec.params, spec.preprocess)
+                recipe = SklearnRecipe(estimator=est)
+            t = AuditTarget(spec.name, "sklearn", recipe)
         elif spec.kind == "fitted":
             model = load_fitted_model(spec.file or "", trust_pickle=spec.trust_pickle, trusted=spec.trusted_types)
             t = AuditTarget(spec.name, "fitted", recipe_of(model), fitted=model)
@@ -173,25 +181,31 @@ def build_targets(
 
 
 def _score_targets(ctx: AuditContext) -> None:
+    """Every target's outputs on every row. Targets the audit trains go through the bank in one
+    call, so that those that can train together (fairleak models differing only in the penalty
+    weight, FairBoost models differing only in rounds) do: a sweep of K candidates costs about
+    one ensemble of K models."""
     d = ctx.data
     everything = np.arange(len(d.y))
-    for t in ctx.targets.values():
-        if t.trained_by_audit:
-            assert t.recipe is not None
-            ms = ctx.train(
-                t.recipe, rows=d.members, masks=np.ones((1, len(d.members)), bool),
-                seed=ctx.seed("target"), eval_rows=everything, task=f"model · {t.name}",
-            )  # fmt: skip
+    trained = [t for t in ctx.targets.values() if t.trained_by_audit]
+    if trained:
+        sets = ctx.bank.train_each(
+            [t.recipe for t in trained if t.recipe is not None], rows=d.members,
+            seed=ctx.seed("target"), eval_rows=everything, task="models", names=[t.name for t in trained],
+        )  # fmt: skip
+        for t, ms in zip(trained, sets, strict=True):
             t.outputs, t.privacy, t.trained = ms.outputs, ms.privacy, ms.fitted
             if "oversample_added_rows" in ms.privacy:
                 added = {k: int(v) for k, v in ms.privacy["oversample_added_rows"].items()}
                 t.notes.append(f"Synthetic rows added to the members per (group|class) cell: {added}.")
                 t.notes += ms.privacy.get("oversample_notes", [])
-        else:
-            t.outputs = t.outputs_of_fitted(d.inputs, d.ds.positive)
-            eps = getattr(t.fitted, "epsilon_", None)
-            if eps is not None:
-                t.privacy = {"epsilon": [float(eps)], "delta": getattr(t.fitted, "delta_", None)}
+    for t in ctx.targets.values():
+        if t.trained_by_audit:
+            continue
+        t.outputs = t.outputs_of_fitted(d.inputs, d.ds.positive)
+        eps = getattr(t.fitted, "epsilon_", None)
+        if eps is not None:
+            t.privacy = {"epsilon": [float(eps)], "delta": getattr(t.fitted, "delta_", None)}
 
 
 def run_audit(
@@ -234,6 +248,9 @@ def _run_audit(
             "on (membership=..., or data.member_column / data.train and data.holdout)."
         )
     data = prepare_data(cfg, dataset, membership)
+    for name, stage in STAGES.items():
+        if cfg.stages[name].enabled:
+            stage.check_data(cfg.stages[name], data)
     targets = build_targets(cfg, data, models)
     if not targets:
         raise DataValidationError("Nothing to audit: the config lists no models and none were given.")
@@ -255,11 +272,12 @@ def _run_audit(
         ctx.results[name] = out.results
         for k, v in out.tables.items():
             tables.setdefault(k, []).extend(v)
+        ctx.tables = tables
         notes += out.notes
     results = _assemble(ctx, notes)
     results["verdict"] = verdict(_round(results), cfg.verdict)
     frames = {k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}
-    return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings)
+    return AuditResult(_round(results), frames, targets, cache.hits, ctx.bank.trainings, data)
 
 
 def _assemble(ctx: AuditContext, notes: list[str]) -> dict[str, Any]:

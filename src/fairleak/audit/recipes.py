@@ -10,7 +10,9 @@ outputs are :class:`~fairleak.attacks.ModelOutputs`.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +34,16 @@ from fairleak.train import (
     train_ensemble,
 )
 
-__all__ = ["FairleakRecipe", "Fitted", "Inputs", "Recipe", "SklearnRecipe", "positive_column"]
+__all__ = [
+    "FairleakRecipe",
+    "Fitted",
+    "Inputs",
+    "Recipe",
+    "SklearnRecipe",
+    "accepts_sensitive",
+    "batches",
+    "positive_column",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -94,6 +105,10 @@ class Fitted(ABC):
     def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
         """Outputs [K, len(rows), 2] on the given rows of ``inputs``."""
 
+    def select(self, models: slice, recipe: Recipe) -> Fitted | None:
+        """Some of the models, as trained by ``recipe`` (None where not supported)."""
+        return None
+
 
 class Recipe(ABC):
     """How to train models like a target."""
@@ -118,6 +133,56 @@ class Recipe(ABC):
     def with_penalty_weight(self, weight: float) -> Recipe:
         raise DataValidationError(f"A {self.kind} recipe has no fairness penalty weight to change.")
 
+    def batch_key(self) -> str | None:
+        """Recipes with the same (non-None) key train together in one :meth:`fit_batch` call,
+        each model exactly as it would alone (sweeps: K candidates for the cost of one set)."""
+        return None
+
+    @classmethod
+    def merge_batch(cls, recipes: list[Recipe], n_models: int) -> Recipe | None:
+        """One recipe that trains ``n_models`` models for each of ``recipes`` (one
+        :meth:`batch_key`), recipe g's as models ``g * n_models ...``, each as that recipe alone
+        would; None where the recipes share work otherwise (:meth:`fit_batch`)."""
+        return None
+
+    @classmethod
+    def fit_batch(
+        cls, recipes: list[Recipe], inputs: Inputs, rows: np.ndarray, masks: np.ndarray,
+        seeds: list[int], progress: Progress | None = None,
+    ) -> list[Fitted]:  # fmt: skip
+        """``len(masks)`` models per recipe, model k of each on ``rows[masks[k]]`` with seed
+        ``seeds[k]`` (the same design for every recipe). Default: one recipe after the other;
+        subclasses share the work."""
+        out = []
+        for i, r in enumerate(recipes):
+            out.append(r.fit(inputs, rows, masks, seeds))
+            if progress is not None:
+                progress(i + 1, len(recipes))
+        return out
+
+
+def batches(recipes: list[Recipe]) -> list[list[int]]:
+    """Indices of ``recipes`` grouped into sets that train together (:meth:`Recipe.batch_key`;
+    a recipe without a key is a set of its own). fairleak's non-private models without a penalty
+    join the first penalised set with the same settings (as weight 0, which is exactly no penalty)."""
+    keyed: dict[str, list[int]] = {}
+    alone: list[list[int]] = []
+    for i, r in enumerate(recipes):
+        k = r.batch_key()
+        if k is None:
+            alone.append([i])
+        else:
+            keyed.setdefault(k, []).append(i)
+    merged: dict[str, list[int]] = {}
+    for k, idx in keyed.items():
+        if k.endswith("|unpenalised"):
+            host = next((h for h in keyed if h.startswith(k.removesuffix("unpenalised")) and h != k), None)
+            if host is not None:
+                merged.setdefault(host, []).extend(idx)
+                continue
+        merged.setdefault(k, []).extend(idx)
+    return [sorted(v) for v in merged.values()] + alone
+
 
 class _EnsembleFitted(Fitted):
     def __init__(self, ens: Ensemble, recipe: FairleakRecipe) -> None:
@@ -133,6 +198,10 @@ class _EnsembleFitted(Fitted):
     def outputs(self, inputs: Inputs, rows: np.ndarray) -> ModelOutputs:
         return ModelOutputs.from_logits(self.ensemble.predict_logits(self.recipe.features(inputs)[rows]))
 
+    def select(self, models: slice, recipe: Recipe) -> Fitted:
+        assert isinstance(recipe, FairleakRecipe)
+        return _EnsembleFitted(self.ensemble[models], recipe)
+
 
 @dataclass(frozen=True)
 class FairleakRecipe(Recipe):
@@ -144,9 +213,11 @@ class FairleakRecipe(Recipe):
     input: Literal["matrix", "raw"] = "matrix"
     columns: tuple[str, ...] | None = None
     kind: str = "fairleak"
+    #: per-model penalty weights (model k: ``fairness_weights[k]``) instead of ``fairness.weight``
+    fairness_weights: tuple[float, ...] | None = None
 
     def key(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "train": self.train.to_dict(),
             "fairness": None if self.fairness is None else self.fairness.to_dict(),
@@ -154,6 +225,47 @@ class FairleakRecipe(Recipe):
             "input": self.input,
             "columns": self.columns,
         }
+        if self.fairness_weights is not None:
+            out["fairness_weights"] = list(self.fairness_weights)
+        return out
+
+    def batch_key(self) -> str | None:
+        """Models differing only in the penalty's weight train as one ensemble with a weight per
+        model. Without DP a zero weight is exactly no penalty, so unpenalised models join a
+        penalised set; under DP the private fairness term is a release that changes the noise
+        calibration, so penalised and unpenalised DP models train apart."""
+        if self.fairness_weights is not None:
+            return None
+        w = 0.0 if self.fairness is None else self.fairness.weight
+        base = {"kind": self.kind, "train": self.train.to_dict(),
+                "dp": None if self.dp is None else self.dp.to_dict(),
+                "input": self.input, "columns": self.columns}  # fmt: skip
+        head = json.dumps(base, sort_keys=True, default=str)
+        if w == 0 and self.dp is None:
+            return head + "|unpenalised"
+        pen = None if w == 0 else self.fairness.model_dump(mode="json", exclude={"weight"})  # type: ignore[union-attr]
+        return head + "|" + json.dumps(pen, sort_keys=True)
+
+    @classmethod
+    def merge_batch(cls, recipes, n_models) -> FairleakRecipe:
+        """All ``recipes`` (one :meth:`batch_key`) as one recipe of ``len(recipes) x n_models``
+        models with a penalty weight per model; equal to training each alone (tested)."""
+        fair = next((r.fairness for r in recipes if r.fairness is not None and r.fairness.weight > 0), None)
+        weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes for _ in range(n_models))
+        first = recipes[0]
+        return FairleakRecipe(first.train, fair, first.dp, first.input, first.columns,
+                              fairness_weights=None if fair is None else weights)  # fmt: skip
+
+    @classmethod
+    def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
+        """All ``recipes`` as one ensemble (:meth:`merge_batch`), split back per recipe."""
+        if len(recipes) == 1:
+            return super().fit_batch(recipes, inputs, rows, masks, seeds, progress)
+        masks = np.asarray(masks, dtype=bool)
+        K = len(masks)
+        merged = cls.merge_batch(recipes, K)
+        fitted = merged.fit(inputs, rows, np.tile(masks, (len(recipes), 1)), list(seeds) * len(recipes), progress)
+        return [fitted.select(slice(g * K, (g + 1) * K), r) for g, r in enumerate(recipes)]
 
     def features(self, inputs: Inputs) -> np.ndarray:
         """The float32 matrix this recipe's models read: fairleak's encoding, or numeric columns."""
@@ -174,7 +286,7 @@ class FairleakRecipe(Recipe):
         if self.fairness is None:
             return super().with_penalty_weight(weight)
         fair = FairnessConfig(**{**self.fairness.model_dump(), "weight": weight})
-        return FairleakRecipe(self.train, fair, self.dp, self.input, self.columns)
+        return FairleakRecipe(self.train, fair, self.dp, self.input, self.columns, self.kind)
 
     def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:
         penalised, clip = group_columns(self.fairness, self.dp, list(inputs.sensitive.columns))
@@ -188,7 +300,7 @@ class FairleakRecipe(Recipe):
         ens = train_ensemble(
             self.features(inputs)[rows], inputs.y[rows], masks, config=self.train, seeds=seeds,
             groups=groups, fairness=self.fairness, dp=dp, clip_groups=clip_groups,
-            progress=progress,
+            fairness_weights=self.fairness_weights, progress=progress,
         )  # fmt: skip
         return _EnsembleFitted(ens, self)
 
@@ -211,7 +323,7 @@ def positive_column(model: Any, positive: Any = 1) -> int:
     )
 
 
-def _accepts_sensitive(estimator: Any) -> bool:
+def accepts_sensitive(estimator: Any) -> bool:
     fit = getattr(estimator, "fit", None)
     try:
         return fit is not None and "sensitive_features" in inspect.signature(fit).parameters
@@ -269,6 +381,34 @@ class SklearnRecipe(Recipe):
     def private(self) -> bool:
         return getattr(self.estimator, "target_epsilon", None) is not None
 
+    def batch_key(self) -> str | None:
+        """FairBoost models differing only in how many rounds they use (``selection``) are one
+        fit: the rounds do not depend on it, only the truncation does."""
+        from fairleak.train.fairboost import FairBoostClassifier
+
+        if not isinstance(self.estimator, FairBoostClassifier):
+            return None
+        key = self.key()
+        key["params"] = {k: v for k, v in key["params"].items() if k != "selection"}
+        return json.dumps(key, sort_keys=True)
+
+    @classmethod
+    def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
+        if len(recipes) == 1:
+            return super().fit_batch(recipes, inputs, rows, masks, seeds, progress)
+        shared = recipes[0].fit(inputs, rows, masks, seeds, progress)
+        assert isinstance(shared, _EstimatorsFitted)
+        out: list[Fitted] = []
+        for r in recipes:
+            views = []
+            for model in shared.models:
+                view = copy.copy(model)  # shares the fitted rounds; only theta_ differs
+                view.selection = r.estimator.selection
+                view.theta_ = view._choose_theta()
+                views.append(view)
+            out.append(_EstimatorsFitted(views, r.input, r.columns))
+        return out
+
     def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:
         models = []
         X = _take(inputs.table(self.input, self.columns), rows)
@@ -284,7 +424,7 @@ class SklearnRecipe(Recipe):
             if seed_params:
                 est.set_params(**seed_params)
             Xk = _take(X, np.flatnonzero(m))
-            kw = {"sensitive_features": sens[m].reset_index(drop=True)} if _accepts_sensitive(est) else {}
+            kw = {"sensitive_features": sens[m].reset_index(drop=True)} if accepts_sensitive(est) else {}
             models.append(est.fit(Xk, y[m], **kw))
             if progress is not None:
                 progress(k + 1, len(masks))

@@ -61,7 +61,9 @@ class AuditTarget:
     notes: list[str] = field(default_factory=list)
     outputs: ModelOutputs | None = None
     privacy: dict[str, Any] = field(default_factory=dict)
-    trained: Any = None  # the audit-trained model itself (a recipe's Fitted), when trained in this run
+    #: the model the audit trained for it in this run (a recipe's ``Fitted``; None if it came
+    #: from the cache or the user fitted it); the robustness stage queries it, a sweep exports it
+    trained: Any = None
 
     @property
     def trained_by_audit(self) -> bool:

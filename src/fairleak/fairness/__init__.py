@@ -17,6 +17,7 @@ from fairleak.fairness.metrics import (
     group_metrics,
     register_gap,
     register_rate,
+    resampled_gaps,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "group_metrics",
     "register_gap",
     "register_rate",
+    "resampled_gaps",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "group_metrics",
     "register_gap",
     "register_rate",
+    "resampled_gaps",
 ]
 
 
@@ -393,3 +394,40 @@ def fairness_report(
         table=pd.DataFrame(rows), gaps=gaps, too_small=too_small, min_group_size=min_group_size,
         confidence=confidence, n_bootstrap=n_bootstrap, notes=notes,
     )  # fmt: skip
+
+
+def resampled_gaps(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    sensitive_features: Any,
+    counts: Any,
+    gaps: tuple[str, ...] | None = None,
+    intersections: bool | int = True,
+    min_group_size: int = 30,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every registered gap (or ``gaps``) per attribute and intersection on B resamples of the
+    rows, given as draw counts ``counts`` [B, n]: ``{view: {gap: values [B]}}`` (NaN where a gap
+    is undefined in a resample). Groups below ``min_group_size`` rows in the data are left out,
+    as in :func:`fairness_report`; ``calibration_difference`` needs scores and is left out.
+    The same counts for several models give a paired bootstrap across models."""
+    y = _binary("y_true", y_true, None)
+    n = len(y)
+    yhat = _binary("y_pred", y_pred, n)
+    w = np.asarray(counts, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise DataValidationError(f"counts must be [n_resamples, {n}]; got shape {w.shape}.")
+    names = [g for g in (gaps or tuple(GAPS)) if "ece" not in GAPS[g].rates]
+    views = group_views(normalize_sensitive(sensitive_features, n_rows=n), intersections=intersections)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for attr, labels in views.items():
+        codes, groups = group_codes(labels)
+        G = len(groups)
+        cell = (codes * 2 + y) * 2 + yhat
+        onehot = np.zeros((n, G * 4))
+        onehot[np.arange(n), cell] = 1.0
+        cells = (w @ onehot).reshape(len(w), G, 1, 2, 2)
+        use = np.bincount(codes, minlength=G) >= min_group_size
+        rates = _rates(cells, None, 1)
+        out[attr] = {g: _gap(g, rates, use) for g in names}
+    return out

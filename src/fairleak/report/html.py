@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.utils import PlotlyJSONEncoder
 
-from fairleak.audit.blocks import Bars, Block, Curves, Estimate, Histogram, Table, Text
+from fairleak.audit.blocks import Bars, Block, Curves, Estimate, Front, Histogram, Table, Text
 from fairleak.audit.stages import STAGES
 from fairleak.audit.verdict import verdict as make_verdict
 from fairleak.files import atomic_write_text
@@ -158,6 +158,90 @@ def _histogram(h: Histogram) -> go.Figure:
     return fig
 
 
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "pentagon", "hexagon")
+
+
+def _front(b: Front) -> list[go.Figure]:
+    """The candidates in objective space: the first two objectives as axes (the third, if any,
+    as colour), the front as a staircase, the chosen model as a star; a 3-D view when there are
+    three objectives. Hover: each candidate's settings and P(front)."""
+    n = len(b.names)
+    ok = [i for i in range(n) if all(v is not None for v in b.values[i])]
+    families = sorted({b.families[i] for i in ok})
+    hover = [_e(b.hover[i]) if i < len(b.hover) else "" for i in range(n)]
+    three = len(b.axes) == 3
+    figs = []
+    fig = go.Figure()
+    z_all = [b.values[i][2] for i in ok] if three else []
+    cmin, cmax = (min(z_all), max(z_all)) if z_all else (0, 1)
+    for k, fam in enumerate(families):
+        idx = [i for i in ok if b.families[i] == fam]
+        marker: dict[str, Any] = {
+            "size": [13 if b.on_front[i] else 9 for i in idx],
+            "symbol": [_SYMBOLS[k % len(_SYMBOLS)] + ("" if b.on_front[i] else "-open") for i in idx],
+            "line": {"width": 1.5},
+        }
+        if three:
+            marker.update(color=[b.values[i][2] for i in idx], colorscale="Viridis", cmin=cmin, cmax=cmax,
+                          showscale=k == 0, colorbar={"title": _e(b.axes[2])})  # fmt: skip
+        else:
+            marker["color"] = _PALETTE[k % len(_PALETTE)]
+        fig.add_trace(go.Scatter(
+            x=[b.values[i][0] for i in idx], y=[b.values[i][1] for i in idx], mode="markers",
+            name=_e(fam), marker=marker, text=[_e(b.names[i]) for i in idx],
+            customdata=[hover[i] for i in idx],
+            hovertemplate="<b>%{text}</b><br>%{x:.4f}, %{y:.4f}<br>%{customdata}<extra></extra>",
+        ))  # fmt: skip
+    front = sorted((i for i in ok if b.on_front[i]), key=lambda i: (b.values[i][0], b.values[i][1]))
+    if len(front) > 1:
+        xs, ys, best = [], [], None
+        for i in front:  # the 2-D projection's staircase through the front points
+            x, y = b.values[i][0], b.values[i][1]
+            if best is None or y < best:
+                if best is not None:
+                    xs.append(x)
+                    ys.append(best)
+                xs.append(x)
+                ys.append(y)
+                best = y
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="front (projection)",
+                                 line={"color": "#999", "dash": "dot"}, hoverinfo="skip"))  # fmt: skip
+    if b.chosen is not None and b.chosen in ok:
+        c = b.chosen
+        fig.add_trace(go.Scatter(
+            x=[b.values[c][0]], y=[b.values[c][1]], mode="markers+text", name="chosen",
+            text=[_e(b.names[c])], textposition="top center",
+            marker={"symbol": "star", "size": 22, "color": "#e03131", "line": {"width": 1, "color": "#000"}},
+            hovertemplate=f"<b>chosen: {_e(b.names[c])}</b><br>{hover[c]}<extra></extra>",
+        ))  # fmt: skip
+    fig.update_layout(**_layout(b.title, xaxis_title=_e(b.axes[0]), yaxis_title=_e(b.axes[1]),
+                                legend={"orientation": "h", "y": -0.2}))  # fmt: skip
+    figs.append(fig)
+    if three:
+        fig3 = go.Figure()
+        for k, fam in enumerate(families):
+            idx = [i for i in ok if b.families[i] == fam]
+            fig3.add_trace(go.Scatter3d(
+                x=[b.values[i][0] for i in idx], y=[b.values[i][1] for i in idx],
+                z=[b.values[i][2] for i in idx], mode="markers", name=_e(fam),
+                text=[_e(b.names[i]) for i in idx], customdata=[hover[i] for i in idx],
+                marker={"size": [7 if b.on_front[i] else 4 for i in idx], "color": _PALETTE[k % len(_PALETTE)],
+                        "opacity": 0.9},
+                hovertemplate="<b>%{text}</b><br>%{customdata}<extra></extra>",
+            ))  # fmt: skip
+        if b.chosen is not None and b.chosen in ok:
+            c = b.chosen
+            fig3.add_trace(go.Scatter3d(
+                x=[b.values[c][0]], y=[b.values[c][1]], z=[b.values[c][2]], mode="markers+text",
+                text=[_e(b.names[c])], name="chosen", marker={"size": 10, "color": "#e03131", "symbol": "diamond"},
+            ))  # fmt: skip
+        fig3.update_layout(**_layout(b.title + " (3-D: drag to turn)", height=620, scene={
+            "xaxis_title": _e(b.axes[0]), "yaxis_title": _e(b.axes[1]), "zaxis_title": _e(b.axes[2]),
+            "aspectmode": "cube"}))  # fmt: skip
+        figs.append(fig3)
+    return figs
+
+
 def _render(p: _Page, blocks: list[Block]) -> None:
     for b in blocks:
         if isinstance(b, Text):
@@ -173,6 +257,9 @@ def _render(p: _Page, blocks: list[Block]) -> None:
             p.fig(_curves(b))
         elif isinstance(b, Histogram):
             p.fig(_histogram(b))
+        elif isinstance(b, Front):
+            for fig in _front(b):
+                p.fig(fig)
 
 
 def _section(p: _Page, tag: str, key: str, data: Any, model: str | None) -> None:

@@ -13,6 +13,7 @@ from fairleak.audit.stages.base import (
 from fairleak.audit.stages.dp_audit import DPAuditStage  # noqa: F401  (registers)
 from fairleak.audit.stages.fairness import FairnessStage  # noqa: F401  (registers)
 from fairleak.audit.stages.fd_mia import FDMIAStage, attack_pair  # noqa: F401
+from fairleak.audit.stages.front import FrontStage  # noqa: F401  (registers)
 from fairleak.audit.stages.group_risk import GroupRiskStage, play_pa_alooa  # noqa: F401
 from fairleak.audit.stages.robustness import RobustnessStage  # noqa: F401  (registers)
 

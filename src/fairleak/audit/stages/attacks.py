@@ -10,6 +10,7 @@ them are skipped with a note.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -28,6 +29,7 @@ from fairleak.attacks import (
     shadow_masks,
 )
 from fairleak.audit.blocks import Bars, Block, Curves, Estimate, RefLine, Series, Table, Text
+from fairleak.audit.recipes import batches
 from fairleak.audit.stages.base import (
     AuditContext,
     Column,
@@ -37,6 +39,7 @@ from fairleak.audit.stages.base import (
     register_stage,
 )
 from fairleak.errors import DataValidationError
+from fairleak.train import model_seeds
 
 __all__ = ["AttackSection", "AttacksStage", "attack_target"]
 
@@ -78,6 +81,22 @@ class AttackSection(StageConfig):
             except DataValidationError as exc:
                 raise ValueError(str(exc)) from None
         return v
+
+
+def _designs(ctx: AuditContext, cfg: AttackSection) -> list[dict[str, Any]]:
+    """The model sets the configured attacks need, as :func:`attack_target` requests them."""
+    d = ctx.data
+    needs = set().union(*(make_attack(a, **cfg.params.get(a, {})).needs for a in cfg.names)) if cfg.names else set()
+    out = []
+    if "references" in needs:
+        out.append({"rows": d.audit, "masks": paired_half_masks(len(d.audit), cfg.n_reference, ctx.seed("reference masks")),
+                    "seed": ctx.seed("references"), "eval_rows": np.concatenate([d.audit, d.population]),
+                    "task": "reference models"})  # fmt: skip
+    if "shadows" in needs:
+        out.append({"rows": d.population, "seed": ctx.seed("shadows"), "eval_rows": d.population,
+                    "masks": shadow_masks(len(d.population), int(d.is_member.sum()), cfg.n_shadow,
+                                          ctx.seed("shadow masks")), "task": "shadow models"})  # fmt: skip
+    return out
 
 
 def attack_target(
@@ -162,6 +181,38 @@ class AttacksStage(Stage):
             "strongest": {"type": ["string", "null"]},
         },
     }
+
+    def run(self, ctx: AuditContext, cfg: AttackSection) -> StageOutput:
+        """Every audited model's attacks. Models whose recipes can train together (a sweep's
+        candidates differing only in the penalty weight, see ``recipes.batches``) get their
+        reference and shadow models trained together too, one group at a time (each set equal
+        to the one trained alone, so the results do not change)."""
+        names = list(ctx.targets)
+        recipes = {n: ctx.targets[n].attack_recipe for n in names}
+        with_recipe = [n for n in names if recipes[n] is not None]
+        groups = [[with_recipe[i] for i in g] for g in batches([recipes[n] for n in with_recipe])]
+        order = [g for g in groups if len(g) > 1] + [[n] for n in names if all(n not in g for g in groups if len(g) > 1)]
+        done: dict[str, StageOutput | None] = {}
+        for group in order:
+            if len(group) > 1:
+                unique = list({json.dumps(recipes[n].key(), sort_keys=True, default=str): recipes[n]
+                               for n in group}.values())  # fmt: skip
+                for design in _designs(ctx, cfg):
+                    ctx.bank.train_many(unique, rows=design["rows"], masks=design["masks"],
+                                        seeds=model_seeds(design["seed"], len(design["masks"])),
+                                        eval_rows=design["eval_rows"], task=design["task"], keep=True)  # fmt: skip
+            for n in group:
+                done[n] = self.run_model(ctx, cfg, ctx.targets[n])
+        results, tables, notes = {}, {}, []
+        for n in names:  # the audit's model order, however they were grouped
+            out = done[n]
+            if out is None:
+                continue
+            results[n] = out.results
+            for k, v in out.tables.items():
+                tables.setdefault(k, []).extend(v)
+            notes += out.notes
+        return StageOutput(results, tables, notes)
 
     def run_model(self, ctx: AuditContext, cfg: AttackSection, target: Any) -> StageOutput:
         results, settings = attack_target(ctx, cfg, target.name)

@@ -79,6 +79,8 @@ class AuditContext:
     targets: dict[str, AuditTarget]
     results: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
+    #: earlier stages' Parquet rows by table name (e.g. ``per_record`` attack scores)
+    tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
 
     def seed(self, *names: str | int) -> int:
         """The seed of the named stream (see :func:`~fairleak.audit.seeds.named_seed`)."""
@@ -151,6 +153,11 @@ class Stage:
     @classmethod
     def check_config(cls, cfg: Any, audit: AuditConfig) -> None:
         """Cross-checks of the stage's section against the whole config (raise ValueError)."""
+
+    @classmethod
+    def check_data(cls, cfg: Any, data: AuditData) -> None:
+        """Cross-checks against the loaded data, before any model trains (raise a
+        :class:`~fairleak.errors.FairleakError` naming the problem)."""
 
     # ---- presenting
     def summary(self, results: Mapping[str, Any], model: str) -> dict[str, Any]:
