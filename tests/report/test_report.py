@@ -127,3 +127,10 @@ def test_report_opens_in_headless_chromium_with_plots_and_no_errors(hostile_repo
         assert {"AUC", "GPR", "TPR@1%FPR", "constant predictor"} <= {t.text for t in terms}
     finally:
         driver.quit()
+
+
+def test_report_says_what_epsilon_covers_for_dp_models_only(hostile_report):
+    path, result = hostile_report
+    html = path.read_text()
+    assert html.count("Epsilon covers:") == sum(m["epsilon"] is not None for m in result.results["models"].values()) > 0
+    assert "preprocessing fitted on private rows" in html

@@ -27,6 +27,9 @@ from fairleak.errors import DataValidationError
 __all__ = ["FDMIAResult", "fd_mia", "fd_mia_features"]
 
 
+_TOL = 1e-6  # below float32 resolution of a probability in [0, 1] (about 6e-8 near 1): rounding
+
+
 def fd_mia_features(p_b: np.ndarray, p_f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``[p_b, p_f, p_b - p_f, y]`` with p the probability each model gives the true label."""
     return np.column_stack([p_b, p_f, p_b - p_f, np.asarray(y, dtype=np.float64)])
@@ -88,11 +91,13 @@ def fd_mia(
         raise DataValidationError(
             "The biased and fair outputs must both be [N, C] for the same N audit points."
         )
+    # Probabilities are compared at float32 resolution: two models trained alike can differ by
+    # rounding (an ulp, e.g. when trained at different positions of one batched ensemble), and
+    # that noise is no discrepancy the fairness intervention made.
     pb, pf = confidence_score(proba_b, y), confidence_score(proba_f, y)
-    spb, spf = (
-        confidence_score(shadow_proba_b, shadow_y),
-        confidence_score(shadow_proba_f, shadow_y),
-    )
+    spb, spf = confidence_score(shadow_proba_b, shadow_y), confidence_score(shadow_proba_f, shadow_y)
+    pf = np.where(np.abs(pb - pf) < _TOL, pb, pf)
+    spf = np.where(np.abs(spb - spf) < _TOL, spb, spf)
     results: dict[str, AttackResult] = {}
 
     def add(name: str, scores: np.ndarray, decision: dict[str, float] | None = None) -> None:

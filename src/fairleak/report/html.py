@@ -405,6 +405,10 @@ def render_report(results: dict[str, Any]) -> str:
         eps = m.get("epsilon")
         privacy = "not private" if eps is None else f"(epsilon, delta) = ({_fmt(eps, 3)}, {_e(m.get('delta'))})"
         p.add(f'<p class="note">{_e(m.get("kind", ""))} model; {privacy}</p>')
+        mech = m.get("privacy") or {}
+        if eps is not None and mech.get("covers"):  # what the accountant's epsilon covers, and not
+            p.add(f'<p class="note">Epsilon covers: {_e(mech["covers"])}. It does not cover: '
+                  f'{_e(mech.get("does_not_cover", ""))}. Noise: {_e(mech.get("noise", ""))}.</p>')
         for note in m.get("notes", []):
             p.add(f'<p class="warn">{_e(note)}</p>')
         for key, data in m.items():

@@ -183,6 +183,11 @@ def _attackable(
         z = model.outputs(d.inputs, audit_rows).proba
         if not np.allclose(z, ctx.target_outputs(target.name, audit_rows).proba, atol=1e-4):
             notes.append("The model was trained again for this stage and differs from the cached one.")
+    # a model trained on oversampled rows (audit/resampled.py): the base recipe's model, queried as it is
+    parts = getattr(model, "parts", None)
+    if parts is not None and len(parts) == 1:
+        model = parts[0]
+    recipe = getattr(recipe, "base", recipe)
     ens = getattr(model, "ensemble", None)
     if ens is None:
         ens = getattr(model, "ensemble_", None)
