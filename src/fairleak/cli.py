@@ -207,11 +207,10 @@ def audit(
     """Audit classifiers for fairness and privacy together; write results.json, Parquet tables
     and report.html to OUT. With no arguments: Adult, protected sex and race, fairleak's six
     reference models. With --model (or --predictions) and the rows it trained on: YOUR model."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fairleak.audit import apply_overrides, default_config, load_config, run_audit
     from fairleak.audit.data_source import parse_bins
     from fairleak.audit.results import write_outputs
+    from fairleak.commands import task_progress
     from fairleak.report import write_report
     from fairleak.threads import limit_threads
 
@@ -250,17 +249,7 @@ def audit(
             over["models"] = [{"name": "predictions", "predictions": predictions}]
         if over:
             cfg = apply_overrides(cfg, over)
-        with Progress(
-            TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), console=err_console, transient=False,
-        ) as bar:  # fmt: skip
-            tasks: dict[str, int] = {}
-
-            def progress(task: str, done: int, total: int, unit: str = "steps") -> None:
-                if task not in tasks:
-                    tasks[task] = bar.add_task(task, total=total, unit=unit)
-                bar.update(tasks[task], completed=done, total=total)
-
+        with task_progress(err_console) as progress:
             with limit_threads(threads) as n_threads:
                 result = run_audit(cfg, out_dir=out, progress=progress, use_cache=cache,
                                    threads=n_threads)  # fmt: skip

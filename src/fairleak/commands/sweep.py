@@ -85,17 +85,10 @@ def register(app: typer.Typer) -> None:
         (error, every fairness gap, the strongest attack), compute the Pareto front and choose a
         model (constraints, weights, or the knee). Writes results.json (every candidate),
         report.html (the front) and, with --export, the chosen model as ONNX."""
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
         from fairleak.audit import apply_overrides, default_config, run_audit
         from fairleak.audit.results import write_outputs
         from fairleak.audit.sweep import load_sweep_config, sweep_config, sweep_grid
+        from fairleak.commands import task_progress
         from fairleak.errors import FairleakError
         from fairleak.report import write_report
 
@@ -144,17 +137,7 @@ def register(app: typer.Typer) -> None:
             if fast and bootstrap is None:
                 front.setdefault("n_bootstrap", 100)
             scfg = sweep_config(cfg, grid, front=front)  # every setting checked before training
-            with Progress(
-                TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), console=err, transient=False,
-            ) as bar:  # fmt: skip
-                tasks: dict[str, int] = {}
-
-                def progress(task: str, done: int, total: int, unit: str = "steps") -> None:
-                    if task not in tasks:
-                        tasks[task] = bar.add_task(task, total=total, unit=unit)
-                    bar.update(tasks[task], completed=done, total=total)
-
+            with task_progress(err) as progress:
                 result = run_audit(scfg, out_dir=out, progress=progress, use_cache=cache)
             paths = write_outputs(result, out)
             paths["report"] = write_report(result.results, out / "report.html")
