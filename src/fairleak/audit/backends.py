@@ -69,6 +69,11 @@ def _stack(outputs: Sequence[ModelOutputs]) -> ModelOutputs:
     return ModelOutputs(np.concatenate([o.proba for o in outputs]))
 
 
+def progress_unit(recipe: Recipe, n_models: int) -> str:
+    """What a training progress bar counts for ``n_models`` models of ``recipe``."""
+    return "model fits" if recipe.kind != "fairleak" else f"optimiser steps ({n_models} models at once)"
+
+
 def fit_shard(
     recipe: Recipe, inputs: Inputs, rows: np.ndarray, masks: np.ndarray, seeds: list[int],
     eval_rows: np.ndarray, progress: Callable[[int, int], None] | None = None,
@@ -97,7 +102,7 @@ class LocalBackend(Backend):
     name = "local"
 
     def run(self, recipe, inputs, rows, masks, seeds, eval_rows, tick=None) -> Shard:
-        unit = "model fits" if recipe.kind != "fairleak" else f"optimiser steps ({len(masks)} models at once)"
+        unit = progress_unit(recipe, len(masks))
         progress = None if tick is None else (lambda d, t: tick(d, t, unit))
         return fit_shard(recipe, inputs, rows, masks, seeds, eval_rows, progress)
 

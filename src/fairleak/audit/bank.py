@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fairleak.attacks import ModelOutputs
-from fairleak.audit.backends import Backend, LocalBackend, Shard
+from fairleak.audit.backends import Backend, LocalBackend, Shard, progress_unit
 from fairleak.audit.cache import StageCache, stable_hash
 from fairleak.audit.recipes import Fitted, Inputs, Recipe, batches
 from fairleak.errors import FairleakError
@@ -155,7 +155,7 @@ class ModelBank:
                     )  # fmt: skip
                     shards = split_shard(whole, members, K)
                 else:
-                    unit = "model fits" if members[0].kind != "fairleak" else f"optimiser steps ({K * len(members)} models at once)"
+                    unit = progress_unit(members[0], K * len(members))
                     fitted = type(members[0]).fit_batch(
                         members, self.inputs, rows, masks, seeds,
                         progress=None if tick is None else (lambda d, t, u=unit, tk=tick: tk(d, t, u)),
