@@ -39,6 +39,7 @@ from fairleak.train.mechanisms import (
     release_group_counts,
 )
 from fairleak.train.model import Ensemble, model_seeds
+from fairleak.train.native import SparseRows, sparse_rows
 from fairleak.train.penalties import batch_penalty
 
 __all__ = ["clipped_gradient_sum", "train_ensemble"]
@@ -213,6 +214,9 @@ class _Trainer:
         self.private = [r.spawn(3) for r in root]  # sampling, noise, one-off counts
         sampling = [int(c[0].generate_state(1, np.uint64)[0]) for c in self.private]
         self.sampler = BatchSampler(self.rows, seeds, config.batch_size, sampling)
+        # one-hot inputs: the first layer runs on each row's non-zeros (compiled kernels, where
+        # a C compiler is found; see native.py), else dense GEMMs
+        self.sparse: SparseRows | None = sparse_rows(self.X, config.hidden[0]) if config.hidden else None
         self._init_params()
 
     # ------------------------------------------------------------------ parameters
@@ -315,21 +319,30 @@ class _Trainer:
     # with d = dL/dm. So training computes the margin with one matrix-vector product instead of
     # a 2-wide GEMM (slow in every orientation), back-propagates d as a broadcast multiply,
     # and builds the last layer's [D, 2] gradient from one a^T d product. Exact, not approximate.
-    def _gather(self, idx: torch.Tensor, ws: Workspace) -> torch.Tensor:
-        """Rows of every model's batch, [k, M, D], into the chunk's buffer."""
+    def _gather(self, idx: torch.Tensor, ws: Workspace):
+        """Rows of every model's batch, [k, M, D], into the chunk's buffer (or their non-zeros,
+        :meth:`SparseRows.gather`, on the sparse path)."""
+        if self.sparse is not None:
+            return self.sparse.gather(idx)
         k, M = idx.shape
         out = ws.get("x", k * M, self.X.shape[1])
         return torch.index_select(self.X, 0, idx.reshape(-1), out=out).view(k, M, -1)
 
-    def _forward(self, xb: torch.Tensor, ch: _Chunk):
+    def _forward(self, xb, ch: _Chunk):
         """Margin z1 - z0 [k, M] of the chunk's models, the layers' inputs, pre-activations and
-        activations (in the chunk's buffers: valid until its next forward)."""
+        activations (in the chunk's buffers: valid until its next forward). ``xb``: the batch
+        rows [k, M, D], or their non-zeros (a tuple, the sparse path)."""
         acts, pre, post = [], [], []
         h = xb
-        k, M = xb.shape[:2]
+        k, M = xb[0].shape[:2] if isinstance(xb, tuple) else xb.shape[:2]
         for i in range(len(ch.W) - 1):
             acts.append(h)
-            z = linear(h, ch.W[i], ch.b[i], ch.ws.get(f"z{i}", k, M, ch.W[i].shape[2]))
+            out = ch.ws.get(f"z{i}", k, M, ch.W[i].shape[2])
+            if isinstance(h, tuple):
+                assert self.sparse is not None
+                z = self.sparse.forward(h, ch.W[i], ch.b[i], out)
+            else:
+                z = linear(h, ch.W[i], ch.b[i], out)
             h = self.act.forward_(z)
             pre.append(z if self.act.needs_pre else None)
             post.append(h)
@@ -360,9 +373,8 @@ class _Trainer:
             dzs.insert(0, self.act.backward_(dh, pre[i - 1], post[i - 1]))
         return dzs
 
-    @staticmethod
     def _param_grads_into(
-        acts, dzs, d: torch.Tensor, ch: _Chunk, clip: torch.Tensor | None = None
+        self, acts, dzs, d: torch.Tensor, ch: _Chunk, clip: torch.Tensor | None = None
     ) -> None:
         """Batch-summed gradients of every weight and bias, written into the chunk's views of
         the gradient buffers. ``clip`` [k, M]: per-sample factors that scale each sample's
@@ -372,7 +384,11 @@ class _Trainer:
                 dz.mul_(clip.unsqueeze(-1))
             d.mul_(clip)
         for a, dz, gW, gb in zip(acts, dzs, ch.gW, ch.gb, strict=False):
-            weight_grad_into(a, dz, gW)
+            if isinstance(a, tuple):  # the first layer on the sparse path
+                assert self.sparse is not None
+                self.sparse.weight_grad_into(a, dz, gW)
+            else:
+                weight_grad_into(a, dz, gW)
             torch.sum(dz, 1, out=gb)
         v = torch.bmm(d.unsqueeze(1), acts[-1]).squeeze(1)  # [k, D] (fast orientation)
         ch.gW[-1][:, :, 1] = v
@@ -632,6 +648,7 @@ def clipped_gradient_sum(
     Xv, yv, _, _ = _validate(X, y, np.ones((1, len(y)), dtype=bool), None)
     tr = _Trainer.__new__(_Trainer)
     tr.cfg, tr.K, tr.act = ens.config, ens.n_models, ACTIVATIONS[ens.config.activation]
+    tr.sparse = None  # the dense path: this checks the clipping maths against Opacus
     W, b = ens.weights, ens.biases  # read only
     gW, gb = [torch.zeros_like(w) for w in W], [torch.zeros_like(v) for v in b]
     ch = _Chunk(slice(None), W, b, gW, gb, Workspace())
