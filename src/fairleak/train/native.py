@@ -148,7 +148,7 @@ def available() -> bool:
             _tried = True
             try:
                 _lib = _build()
-            except Exception as exc:  # noqa: BLE001 - any failure means: use the eager path
+            except Exception as exc:  # any failure means: use the eager path
                 _reason = str(exc)
                 warnings.warn(
                     f"fairleak's compiled sparse kernels are unavailable ({_reason}); using the "
