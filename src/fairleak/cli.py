@@ -305,11 +305,15 @@ _register("sweep")
 
 def main() -> None:
     """Entry point of the ``fairleak`` command."""
-    # Idle OpenMP threads sleep instead of spinning (unless the user chose otherwise). Set before
-    # torch loads its OpenMP runtime. Beside busy processes, spinning threads took the cores the
-    # working ones needed: `audit --fast` with 2 threads on a loaded 2-core machine took 4m44s
-    # spinning and 58 s passive (1 thread: 55 s).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Idle OpenMP threads spin only briefly, then sleep (unless the user chose a policy). Set
+    # before torch loads its OpenMP runtime (GNU libgomp). Beside busy processes, threads that
+    # spin long (libgomp's default) took the cores the working ones needed (`audit --fast`, 2
+    # threads, loaded 2-core machine: 4m44s); threads that never spin (OMP_WAIT_POLICY=PASSIVE)
+    # pay a wake-up between every two ops (64 MLPs: 2.2x slower on a quiet machine). A short
+    # spin measured as fast as the default when quiet and as PASSIVE or better beside two busy
+    # processes (benchmarks/bench_contention.py).
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     try:
         app()
     except KeyboardInterrupt:

@@ -5,9 +5,11 @@ The default is the number of cores this process may run on (its CPU affinity, e.
 or ``taskset``'s limit), lowered by ``OMP_NUM_THREADS`` when that is set: on a machine shared
 with other busy processes, more threads than the cores one gets only adds contention.
 
-The ``fairleak`` command also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch loads:
-OpenMP threads that spin while waiting took the cores of the working threads on a busy machine
-(measured: 4.9x slower). From Python, set it yourself before importing torch.
+The ``fairleak`` command also sets ``GOMP_SPINCOUNT=10000`` (unless ``OMP_WAIT_POLICY`` or
+``GOMP_SPINCOUNT`` is set) before torch loads: idle OpenMP threads spin briefly, then sleep.
+Threads that spin long took the cores of the working threads on a busy machine (measured: 4.9x
+slower); threads that never spin (``OMP_WAIT_POLICY=PASSIVE``) made training 2.2x slower on a
+quiet one. From Python, set it yourself before importing torch.
 """
 
 from __future__ import annotations

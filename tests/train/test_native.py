@@ -51,20 +51,29 @@ def test_dense_data_and_linear_models_take_the_dense_path(onehot):
 
 
 @needs_cc
+@pytest.mark.parametrize(
+    "hidden,activation",
+    [((16,), "relu"), ((16,), "tanh"), ((16,), "sigmoid"), ((16,), "elu"), ((16, 8), "relu")],
+)
 @pytest.mark.parametrize("private", [False, True])
-def test_sparse_path_trains_the_models_the_dense_path_trains(onehot, monkeypatch, private):
-    """Same seeds, same maths: the two paths differ only by float32 rounding (sums in another
-    order), which a short training keeps at the level of rounding."""
+def test_sparse_path_trains_the_models_the_dense_path_trains(onehot, monkeypatch, private, hidden, activation):
+    """Same seeds, same maths: the compiled paths (one hidden layer with relu / tanh / sigmoid:
+    fused forward and backward; otherwise the sparse first layer alone) differ from the dense
+    path only by float32 rounding (sums in another order, a polynomial exp), which a short
+    training keeps at the level of rounding; under DP through per-sample norms and DP-SGD-S's
+    clipping factors too."""
     X, y, groups = onehot
     masks = np.random.default_rng(2).random((3, len(y))) < 0.6
-    cfg = TrainConfig(hidden=(16,), epochs=2, batch_size=64)
-    dp = DPConfig(noise_multiplier=1.0, noise="reproducible") if private else None
+    cfg = TrainConfig(hidden=hidden, activation=activation, epochs=2, batch_size=64, lr=0.01)
+    dp = DPConfig(noise_multiplier=1.0, noise="reproducible", group_clipping=True) if private else None
     sparse = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp, groups=groups)
     monkeypatch.setenv("FAIRLEAK_NATIVE", "0")
     dense = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp, groups=groups)
     for a, b in zip(sparse.weights, dense.weights, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
     assert sparse.epsilon == dense.epsilon
+    if private:
+        np.testing.assert_allclose(sparse.clip_trace, dense.clip_trace, rtol=1e-4, atol=1e-5)
 
 
 @needs_cc
@@ -121,3 +130,34 @@ def test_without_a_compiler_training_falls_back_to_dense_with_a_warning(
         ens = train_ensemble(X, y, masks, config=cfg, seed=0)
     assert native.sparse_rows(torch.from_numpy(X), 8) is None
     assert ((ens.predict_proba(X)[..., 1] > 0.5) == y).mean() > 0.6
+
+
+@needs_cc
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_fused_one_layer_kernels_equal_torch(onehot, activation):
+    X, _, _ = onehot
+    Xt = torch.from_numpy(X)
+    sr = native.sparse_rows(Xt, 16)
+    idx = torch.from_numpy(np.random.default_rng(3).integers(0, len(X), (4, 21)))
+    W, b = torch.randn(4, X.shape[1], 16) * 2, torch.randn(4, 16)  # pre-activations over a wide range
+    wd, bd, d = torch.randn(4, 16), torch.randn(4), torch.randn(4, 21)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation]
+    h_ref = act(torch.baddbmm(b.unsqueeze(1), Xt[idx], W))
+    h, margin, h_sq = torch.empty(4, 21, 16), torch.empty(4, 21), torch.empty(4, 21)
+    rows = sr.gather(idx)
+    sr.mlp1_forward(rows, W, b, wd, bd, activation, h, margin, h_sq)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(margin, (h_ref * wd.unsqueeze(1)).sum(-1) + bd.unsqueeze(1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h_sq, h_ref.square().sum(-1), rtol=1e-5, atol=1e-5)
+    z = torch.baddbmm(b.unsqueeze(1), Xt[idx], W).requires_grad_(True)
+    (dz_ref,) = torch.autograd.grad((act(z) * wd.unsqueeze(1)).sum(-1), z, d)
+    dz, dz_sq = torch.empty(4, 21, 16), torch.empty(4, 21)
+    sr.mlp1_backward(d, wd, h, activation, dz, dz_sq)
+    torch.testing.assert_close(dz, dz_ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(dz_sq, dz_ref.square().sum(-1), rtol=1e-4, atol=1e-6)
+    scale = torch.rand(4, 21)
+    gW, gb = torch.empty(4, X.shape[1], 16), torch.empty(4, 16)
+    sr.weight_grad_into(rows, dz, gW, scale=scale, bias_out=gb)
+    sdz = dz * scale.unsqueeze(-1)
+    torch.testing.assert_close(gW, torch.bmm(Xt[idx].transpose(1, 2), sdz), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gb, sdz.sum(1), rtol=1e-5, atol=1e-5)

@@ -13,6 +13,7 @@ norm"), exact for stacks of linear layers on vector inputs. The clipped sum is A
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from collections.abc import Sequence
@@ -48,8 +49,17 @@ def compute_epsilon(
     sampled batch are one mechanism: combine their multipliers with
     :func:`joint_noise_multiplier` first.
     """
+    history = tuple((float(s), float(q), int(n)) for s, q, n in mechanisms)
+    return _epsilon(history, float(delta), accountant)
+
+
+# An audit trains the same DP recipe many times (the model, its reference and shadow models,
+# the PA-ALOOA games): each call asks for the same epsilon and noise multiplier, which take
+# Opacus tens to hundreds of ms. Both are pure functions of their arguments: cache them.
+@functools.lru_cache(maxsize=4096)
+def _epsilon(history: tuple[tuple[float, float, int], ...], delta: float, accountant: str) -> float:
     acc = _accountant(accountant)
-    acc.history = [(float(s), float(q), int(n)) for s, q, n in mechanisms]
+    acc.history = list(history)
     if any(s == 0 for s, _, _ in acc.history):
         return float("inf")
     with warnings.catch_warnings():
@@ -76,6 +86,20 @@ def noise_multiplier_for(
     composed with it, such as a one-off release of group counts) the multiplier is found by
     bisection on :func:`compute_epsilon` of the whole composition, so the total meets the target.
     """
+    extra_t = tuple((float(s), float(q), int(n)) for s, q, n in extra_mechanisms)
+    return _noise_multiplier(float(target_epsilon), float(delta), float(sample_rate), int(steps),
+                             accountant, extra_t)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _noise_multiplier(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    extra_mechanisms: tuple[tuple[float, float, int], ...],
+) -> float:
     if not extra_mechanisms:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
