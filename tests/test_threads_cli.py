@@ -57,3 +57,27 @@ def test_datasets_shows_the_audit_default_protected_attributes():
     adult = next(line for line in res.stdout.splitlines() if line.startswith("│ adult"))
     cells = [c.strip() for c in adult.split("│") if c.strip()]
     assert "sex, race" in cells and cells[-1] == "age"
+
+
+@pytest.mark.parametrize(
+    "load,env,expect",
+    [
+        (0.1, {}, ("GOMP_SPINCOUNT", "10000")),  # quiet: a short spin
+        (5.0, {}, ("OMP_WAIT_POLICY", "PASSIVE")),  # busy: sleep at once
+        (5.0, {"OMP_WAIT_POLICY": "ACTIVE"}, ("OMP_WAIT_POLICY", "ACTIVE")),  # the user's choice stands
+        (0.1, {"GOMP_SPINCOUNT": "7"}, ("GOMP_SPINCOUNT", "7")),
+    ],
+)
+def test_openmp_wait_policy_follows_the_load_unless_the_user_chose(monkeypatch, load, env, expect):
+    from fairleak import cli
+
+    for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr("fairleak.threads.available_cores", lambda: 2)
+    cli._openmp_wait_policy()
+    assert os.environ.get(expect[0]) == expect[1]
+    other = "GOMP_SPINCOUNT" if expect[0] == "OMP_WAIT_POLICY" else "OMP_WAIT_POLICY"
+    assert os.environ.get(other) == env.get(other)

@@ -303,17 +303,34 @@ _register("synth")
 _register("sweep")
 
 
+def _openmp_wait_policy() -> None:
+    """How idle OpenMP threads wait, chosen before torch loads its runtime (GNU libgomp), unless
+    the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``.
+
+    Measured on 2 cores, 64 MLPs, 2 threads: on a quiet machine, threads that sleep at once
+    (``PASSIVE``) pay a wake-up between every two ops: 2.2x slower than spinning. Beside another
+    busy process, spinning threads wait at every barrier for a descheduled peer: libgomp's default
+    spin made training 15-30x slower, a short spin (10,000) 2.4x slower than ``PASSIVE``. So:
+    a short spin on a quiet machine, ``PASSIVE`` when the load average says other work is
+    running (at least half a core busy per core this process may use).
+    """
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    from fairleak.threads import available_cores
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        load = 0.0
+    if load >= 0.5 * available_cores():
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        os.environ["GOMP_SPINCOUNT"] = "10000"
+
+
 def main() -> None:
     """Entry point of the ``fairleak`` command."""
-    # Idle OpenMP threads spin only briefly, then sleep (unless the user chose a policy). Set
-    # before torch loads its OpenMP runtime (GNU libgomp). Beside busy processes, threads that
-    # spin long (libgomp's default) took the cores the working ones needed (`audit --fast`, 2
-    # threads, loaded 2-core machine: 4m44s); threads that never spin (OMP_WAIT_POLICY=PASSIVE)
-    # pay a wake-up between every two ops (64 MLPs: 2.2x slower on a quiet machine). A short
-    # spin measured as fast as the default when quiet and as PASSIVE or better beside two busy
-    # processes (benchmarks/bench_contention.py).
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+    _openmp_wait_policy()
     try:
         app()
     except KeyboardInterrupt:

@@ -5,11 +5,11 @@ The default is the number of cores this process may run on (its CPU affinity, e.
 or ``taskset``'s limit), lowered by ``OMP_NUM_THREADS`` when that is set: on a machine shared
 with other busy processes, more threads than the cores one gets only adds contention.
 
-The ``fairleak`` command also sets ``GOMP_SPINCOUNT=10000`` (unless ``OMP_WAIT_POLICY`` or
-``GOMP_SPINCOUNT`` is set) before torch loads: idle OpenMP threads spin briefly, then sleep.
-Threads that spin long took the cores of the working threads on a busy machine (measured: 4.9x
-slower); threads that never spin (``OMP_WAIT_POLICY=PASSIVE``) made training 2.2x slower on a
-quiet one. From Python, set it yourself before importing torch.
+The ``fairleak`` command also chooses how idle OpenMP threads wait before torch loads (unless
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set): a short spin on a quiet machine, sleeping at
+once (``PASSIVE``) when the load average shows other busy processes (see ``cli._openmp_wait_policy``
+for the measurements). From Python, set them yourself before importing torch: on a shared machine
+``OMP_WAIT_POLICY=PASSIVE``, or 1 thread.
 """
 
 from __future__ import annotations
