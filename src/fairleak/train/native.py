@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FUSED_ACTIVATIONS", "SparseRows", "available", "sparse_rows"]
+__all__ = ["FUSED_ACTIVATIONS", "SparseRows", "available", "sparse_rows", "status"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -211,34 +211,41 @@ def _cache_dir() -> Path:
     return Path(root) / "native"
 
 
+class _NoCompiler(RuntimeError):
+    pass
+
+
 def _build() -> ctypes.CDLL:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        raise RuntimeError("no C compiler (cc, gcc or clang) on PATH")
-    flags = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c99"]
-    # the library depends on the source, the flags, the compiler and this machine's CPU
-    key = hashlib.sha256(
-        "\0".join([_SOURCE, *flags, cc, platform.machine(), _cpu_signature()]).encode()
-    ).hexdigest()[:16]
-    path = _cache_dir() / f"fairleak_native_{key}.so"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            src, lib = Path(tmp) / "k.c", Path(tmp) / "k.so"
-            src.write_text(_SOURCE)
-            proc = subprocess.run(
-                [cc, *flags, str(src), "-o", str(lib)], capture_output=True, text=True
-            )
-            if proc.returncode != 0:
-                raise RuntimeError(f"{cc} failed: {proc.stderr.strip()[:500]}")
-            os.replace(lib, path)  # atomic: concurrent processes see a whole file or none
-    lib = ctypes.CDLL(str(path))
-    i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    lib.sparse_forward.argtypes = [i64] * 5 + [ptr] * 5 + [c_int]
-    lib.sparse_weight_grad.argtypes = [i64] * 5 + [ptr] * 4 + [c_int, ptr, ptr]
-    lib.mlp1_forward.argtypes = [i64] * 5 + [ptr] * 6 + [c_int, ptr, ptr, ptr, c_int]
-    lib.mlp1_backward.argtypes = [i64] * 3 + [ptr] * 3 + [c_int, ptr, ptr, c_int]
-    return lib
+    if cc is None or shutil.which(cc) is None:
+        raise _NoCompiler(f"no C compiler found ({cc or 'cc, gcc or clang'} not on PATH)")
+    errors = []
+    # -march=native where the compiler knows it (AVX-512 / AVX2 for the row loops), else portable
+    for flags in (["-O3", "-march=native"], ["-O3"]):
+        flags = [*flags, "-fopenmp", "-fPIC", "-shared", "-std=c99"]
+        # the library depends on the source, the flags, the compiler and this machine's CPU
+        key = hashlib.sha256(
+            "\0".join([_SOURCE, *flags, cc, platform.machine(), _cpu_signature()]).encode()
+        ).hexdigest()[:16]
+        path = _cache_dir() / f"fairleak_native_{key}.so"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                src, lib = Path(tmp) / "k.c", Path(tmp) / "k.so"
+                src.write_text(_SOURCE)
+                proc = subprocess.run([cc, *flags, str(src), "-o", str(lib)], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    errors.append(f"{cc} {' '.join(flags)}: {proc.stderr.strip()[:300]}")
+                    continue
+                os.replace(lib, path)  # atomic: concurrent processes see a whole file or none
+        lib = ctypes.CDLL(str(path))
+        i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+        lib.sparse_forward.argtypes = [i64] * 5 + [ptr] * 5 + [c_int]
+        lib.sparse_weight_grad.argtypes = [i64] * 5 + [ptr] * 4 + [c_int, ptr, ptr]
+        lib.mlp1_forward.argtypes = [i64] * 5 + [ptr] * 6 + [c_int, ptr, ptr, ptr, c_int]
+        lib.mlp1_backward.argtypes = [i64] * 3 + [ptr] * 3 + [c_int, ptr, ptr, c_int]
+        return lib
+    raise RuntimeError("; ".join(errors))
 
 
 def _cpu_signature() -> str:
@@ -254,7 +261,9 @@ def _cpu_signature() -> str:
 def available() -> bool:
     """Whether the compiled kernels can be used here (builds them on the first call).
 
-    ``FAIRLEAK_NATIVE=0`` turns them off; a failed build warns once and falls back to eager."""
+    ``FAIRLEAK_NATIVE=0`` turns them off. Without a C compiler the dense eager kernels are used
+    quietly (:func:`status` says why); a compiler that fails warns once. Either way results are
+    the same up to float32 rounding, only slower on one-hot data."""
     global _lib, _tried, _reason
     if os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
@@ -263,15 +272,27 @@ def available() -> bool:
             _tried = True
             try:
                 _lib = _build()
+                _reason = ""
+            except _NoCompiler as exc:
+                _reason = str(exc)
             except Exception as exc:  # any failure means: use the eager path
                 _reason = str(exc)
                 warnings.warn(
                     f"fairleak's compiled sparse kernels are unavailable ({_reason}); using the "
-                    "dense eager kernels (same results, slower on one-hot data).",
+                    "dense eager kernels (same results up to float32 rounding, slower on one-hot data).",
                     RuntimeWarning,
                     stacklevel=2,
                 )
     return _lib is not None
+
+
+def status() -> str:
+    """Which first-layer kernels training uses here, and why."""
+    if os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "dense eager kernels (FAIRLEAK_NATIVE=0)"
+    if available():
+        return "compiled sparse kernels (one-hot inputs, one hidden layer fused)"
+    return f"dense eager kernels ({_reason})"
 
 
 def _ptr(t: torch.Tensor) -> int:
