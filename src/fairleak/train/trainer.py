@@ -685,7 +685,7 @@ def clipped_gradient_sum(
     Xv, yv, _, _ = _validate(X, y, np.ones((1, len(y)), dtype=bool), None)
     tr = _Trainer.__new__(_Trainer)
     tr.cfg, tr.K, tr.act = ens.config, ens.n_models, ACTIVATIONS[ens.config.activation]
-    tr.sparse = None  # the dense path: this checks the clipping maths against Opacus
+    tr.sparse, tr.fused = None, False  # the dense path: this checks the clipping maths against Opacus
     W, b = ens.weights, ens.biases  # read only
     gW, gb = [torch.zeros_like(w) for w in W], [torch.zeros_like(v) for v in b]
     ch = _Chunk(slice(None), W, b, gW, gb, Workspace())
