@@ -75,9 +75,26 @@ def test_openmp_wait_policy_follows_the_load_unless_the_user_chose(monkeypatch, 
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setattr(cli.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(cli, "_other_busy", lambda: load)
     monkeypatch.setattr("fairleak.threads.available_cores", lambda: 2)
     cli._openmp_wait_policy()
     assert os.environ.get(expect[0]) == expect[1]
     other = "GOMP_SPINCOUNT" if expect[0] == "OMP_WAIT_POLICY" else "OMP_WAIT_POLICY"
     assert os.environ.get(other) == env.get(other)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's run-queue count only")
+def test_a_busy_process_beside_is_counted():
+    import subprocess
+    import sys
+    import time
+
+    from fairleak import cli
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert cli._other_busy() >= 1
+    finally:
+        busy.kill()
+        busy.wait()

@@ -303,6 +303,28 @@ _register("synth")
 _register("sweep")
 
 
+def _other_busy() -> float:
+    """How many other processes are running now: the median over ~50 ms of the kernel's count
+    of runnable tasks (Linux ``/proc/loadavg``) minus this one; elsewhere the 1-minute load
+    average (which lags: a job that just ended still counts)."""
+    import time
+
+    samples = []
+    for _ in range(5):
+        try:
+            with open("/proc/loadavg") as f:
+                samples.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            break
+        time.sleep(0.01)
+    if samples:
+        return float(sorted(samples)[len(samples) // 2])
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return 0.0
+
+
 def _openmp_wait_policy() -> None:
     """How idle OpenMP threads wait, chosen before torch loads its runtime (GNU libgomp), unless
     the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``.
@@ -311,18 +333,14 @@ def _openmp_wait_policy() -> None:
     (``PASSIVE``) pay a wake-up between every two ops: 2.2x slower than spinning. Beside another
     busy process, spinning threads wait at every barrier for a descheduled peer: libgomp's default
     spin made training 15-30x slower, a short spin (10,000) 2.4x slower than ``PASSIVE``. So:
-    a short spin on a quiet machine, ``PASSIVE`` when the load average says other work is
-    running (at least half a core busy per core this process may use).
+    a short spin on a quiet machine, ``PASSIVE`` when other work is running (at least one other
+    runnable process per two cores this process may use).
     """
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return
     from fairleak.threads import available_cores
 
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - platforms without a load average
-        load = 0.0
-    if load >= 0.5 * available_cores():
+    if _other_busy() >= 0.5 * available_cores():
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
         os.environ["GOMP_SPINCOUNT"] = "10000"
