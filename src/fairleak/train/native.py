@@ -2,20 +2,25 @@
 
 Why by hand: one-hot encoded tables are mostly zeros (Adult: 10 non-zeros in 80 columns per
 row), yet the ensemble trainer's two largest GEMMs - the first layer's forward and its weight
-gradient, about 60% of a step - multiply by every zero. Here each row is a list of its
-``J`` non-zero (column, value) pairs and the two products become J row-axpys per sample into a
+gradient, about half of a step - multiply by every zero. Here each row is a list of its ``J``
+non-zero (column, value) pairs and the two products become J row-axpys per sample into a
 model's own [D, H] weight block, which stays in L1 cache. Forward could be had from
 ``torch.nn.functional.embedding_bag`` (measured 2.3x faster than gather + GEMM), but no torch op
 does the weight gradient fast: ``index_add_``, sparse CSR ``mm`` of the transpose and
 ``embedding_bag``'s own backward all measured 1.5-8x *slower* than the dense GEMM. So both
-products are ~40 lines of C, compiled at first use with the system compiler (``cc -O3
--march=native -fopenmp``, about a second) and called through ctypes on the tensors' memory:
-no torch headers, no build step at install time, cached per machine under
-``$FAIRLEAK_CACHE_DIR`` (default ``~/.cache/fairleak``).
+products are a few dozen lines of C, compiled at first use with the system compiler (``cc -O3
+-march=native -fopenmp``, ~0.3 s) and called through ctypes on the tensors' memory: no torch
+headers, no build step at install time, cached per machine under ``$FAIRLEAK_CACHE_DIR``
+(default ``~/.cache/fairleak``). The weight-gradient kernel also applies DP's per-sample
+clipping factors and sums the bias gradient in the same pass.
 
-This path is optional. Without a C compiler, on a platform where loading fails, or with
-``FAIRLEAK_NATIVE=0``, the trainer uses its dense eager kernels; the two agree to float32
-rounding (the sums run in another order), tested both ways where a compiler exists.
+Tried and not kept: fusing a one-hidden-layer MLP's activation, margin and per-sample norms
+into the same kernels measured no faster for relu (plain and DP) and 3x slower for tanh (a
+hand-written vectorised exp) than these kernels plus torch's element-wise ops.
+
+This path is optional. Without a C compiler, with ``FAIRLEAK_NATIVE=0``, or when the build
+fails (a warning), the trainer uses its dense eager kernels; the two agree to float32 rounding
+(the sums run in another order), tested both ways where a compiler exists.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FUSED_ACTIVATIONS", "SparseRows", "available", "sparse_rows", "status"]
+__all__ = ["SparseRows", "available", "sparse_rows", "status"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -95,109 +100,6 @@ void sparse_weight_grad(int64_t K, int64_t M, int64_t J, int64_t D, int64_t H,
         }
     }
 }
-
-/* exp(x) for float32 without libm, so that the loops around it vectorise (Cody-Waite range
-   reduction and a degree-6 polynomial, as in Cephes' expf; relative error ~2e-7). The argument
-   is clamped to [-80, 80]: the sigmoid and tanh built on it are then exactly 0 / +-1 in float32
-   where they saturate, and no result or intermediate is subnormal (subnormals cost a microcode
-   assist each: saturated tanh units of an SGD-trained MLP made a step 15x slower). */
-static inline float fl_exp(float x) {
-    x = x > 80.0f ? 80.0f : (x < -80.0f ? -80.0f : x);
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u;
-    u.i = ((int32_t)n + 127) << 23;
-    return p * u.f;
-}
-
-/* One hidden layer on sparse rows, forward: h = act(x W + b) [K, M, H] and the margin
-   h . wd + bd [K, M] (the 2-logit output's z1 - z0); act 0 relu, 1 tanh, 2 sigmoid.
-   h_sq (not NULL): ||h||^2 per sample, for DP's ghost norms. */
-void mlp1_forward(int64_t K, int64_t M, int64_t J, int64_t D, int64_t H,
-                  const int32_t *cols, const float *vals, const float *W, const float *b,
-                  const float *wd, const float *bd, int act, float *h_out, float *margin,
-                  float *h_sq, int threads) {
-    #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
-    for (int64_t k = 0; k < K; k++) {
-        for (int64_t m = 0; m < M; m++) {
-            const float *Wk = W + k * D * H;
-            const int32_t *c = cols + (k * M + m) * J;
-            const float *v = vals + (k * M + m) * J;
-            float *o = h_out + (k * M + m) * H;
-            const float *wdk = wd + k * H;
-            memcpy(o, b + k * H, H * sizeof(float));
-            for (int64_t j = 0; j < J; j++) {
-                const float vj = v[j];
-                if (vj == 0.0f) continue;
-                const float *w = Wk + (int64_t)c[j] * H;
-                #pragma omp simd
-                for (int64_t h = 0; h < H; h++) o[h] += vj * w[h];
-            }
-            float mg = 0.0f, sq = 0.0f;
-            if (act == 0) {
-                #pragma omp simd reduction(+:mg, sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float a = o[h] > 0.0f ? o[h] : 0.0f;
-                    o[h] = a; mg += a * wdk[h]; sq += a * a;
-                }
-            } else if (act == 1) {  /* tanh(z) = 2 sigmoid(2z) - 1 */
-                #pragma omp simd reduction(+:mg, sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float a = 2.0f / (1.0f + fl_exp(-2.0f * o[h])) - 1.0f;
-                    o[h] = a; mg += a * wdk[h]; sq += a * a;
-                }
-            } else {
-                #pragma omp simd reduction(+:mg, sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float a = 1.0f / (1.0f + fl_exp(-o[h]));
-                    o[h] = a; mg += a * wdk[h]; sq += a * a;
-                }
-            }
-            margin[k * M + m] = mg + bd[k];
-            if (h_sq) h_sq[k * M + m] = sq;
-        }
-    }
-}
-
-/* Backward to the hidden pre-activation: dz = d * wd * act'(h) [K, M, H] from the margin's
-   gradient d [K, M]; dz_sq (not NULL): ||dz||^2 per sample. */
-void mlp1_backward(int64_t K, int64_t M, int64_t H, const float *d, const float *wd,
-                   const float *h_in, int act, float *dz, float *dz_sq, int threads) {
-    #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
-    for (int64_t k = 0; k < K; k++) {
-        for (int64_t m = 0; m < M; m++) {
-            const float dm = d[k * M + m];
-            const float *wdk = wd + k * H;
-            const float *a = h_in + (k * M + m) * H;
-            float *g = dz + (k * M + m) * H;
-            float sq = 0.0f;
-            if (act == 0) {
-                #pragma omp simd reduction(+:sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float t = a[h] > 0.0f ? dm * wdk[h] : 0.0f; g[h] = t; sq += t * t;
-                }
-            } else if (act == 1) {
-                #pragma omp simd reduction(+:sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float t = dm * wdk[h] * (1.0f - a[h] * a[h]); g[h] = t; sq += t * t;
-                }
-            } else {
-                #pragma omp simd reduction(+:sq)
-                for (int64_t h = 0; h < H; h++) {
-                    float t = dm * wdk[h] * a[h] * (1.0f - a[h]); g[h] = t; sq += t * t;
-                }
-            }
-            if (dz_sq) dz_sq[k * M + m] = sq;
-        }
-    }
-}
 """
 
 _lock = threading.Lock()
@@ -242,8 +144,6 @@ def _build() -> ctypes.CDLL:
         i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
         lib.sparse_forward.argtypes = [i64] * 5 + [ptr] * 5 + [c_int]
         lib.sparse_weight_grad.argtypes = [i64] * 5 + [ptr] * 4 + [c_int, ptr, ptr]
-        lib.mlp1_forward.argtypes = [i64] * 5 + [ptr] * 6 + [c_int, ptr, ptr, ptr, c_int]
-        lib.mlp1_backward.argtypes = [i64] * 3 + [ptr] * 3 + [c_int, ptr, ptr, c_int]
         return lib
     raise RuntimeError("; ".join(errors))
 
@@ -291,7 +191,7 @@ def status() -> str:
     if os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         return "dense eager kernels (FAIRLEAK_NATIVE=0)"
     if available():
-        return "compiled sparse kernels (one-hot inputs, one hidden layer fused)"
+        return "compiled sparse first-layer kernels (one-hot inputs)"
     return f"dense eager kernels ({_reason})"
 
 
@@ -359,50 +259,6 @@ class SparseRows:
                                 _ptr(out), torch.get_num_threads(),
                                 None if sc is None else _ptr(sc),
                                 None if bias_out is None else _ptr(bias_out))  # fmt: skip
-
-    def mlp1_forward(
-        self,
-        rows: tuple[torch.Tensor, torch.Tensor],
-        W: torch.Tensor,
-        b: torch.Tensor,
-        wd: torch.Tensor,
-        bd: torch.Tensor,
-        act: str,
-        h_out: torch.Tensor,
-        margin_out: torch.Tensor,
-        h_sq: torch.Tensor | None = None,
-    ) -> None:
-        """One hidden layer, fused: h = act(x W + b) into ``h_out`` [k, M, H], the margin
-        h . wd + bd into ``margin_out`` [k, M], and ||h||^2 per sample into ``h_sq``."""
-        cols, vals = rows
-        k, M, J = cols.shape
-        for t in (W, b, wd, bd, h_out, margin_out):
-            assert t.is_contiguous()
-        _lib.mlp1_forward(k, M, J, self.D, W.shape[2], _ptr(cols), _ptr(vals), _ptr(W), _ptr(b),
-                          _ptr(wd), _ptr(bd), FUSED_ACTIVATIONS[act], _ptr(h_out), _ptr(margin_out),
-                          None if h_sq is None else _ptr(h_sq), torch.get_num_threads())  # fmt: skip
-
-    @staticmethod
-    def mlp1_backward(
-        d: torch.Tensor,
-        wd: torch.Tensor,
-        h: torch.Tensor,
-        act: str,
-        dz_out: torch.Tensor,
-        dz_sq: torch.Tensor | None = None,
-    ) -> None:
-        """dz = d wd act'(h) into ``dz_out`` [k, M, H]; ||dz||^2 per sample into ``dz_sq``."""
-        k, M, H = h.shape
-        d = d.contiguous()
-        for t in (wd, h, dz_out):
-            assert t.is_contiguous()
-        _lib.mlp1_backward(k, M, H, _ptr(d), _ptr(wd), _ptr(h), FUSED_ACTIVATIONS[act],
-                           _ptr(dz_out), None if dz_sq is None else _ptr(dz_sq),
-                           torch.get_num_threads())  # fmt: skip
-
-
-#: Activations the fused one-hidden-layer kernels implement (their code in the C source).
-FUSED_ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
 
 
 def sparse_rows(X: torch.Tensor, hidden: int, *, max_density: float = 0.25) -> SparseRows | None:

@@ -39,7 +39,7 @@ from fairleak.train.mechanisms import (
     release_group_counts,
 )
 from fairleak.train.model import Ensemble, model_seeds
-from fairleak.train.native import FUSED_ACTIVATIONS, SparseRows, sparse_rows
+from fairleak.train.native import SparseRows, sparse_rows
 from fairleak.train.penalties import batch_penalty
 
 __all__ = ["clipped_gradient_sum", "train_ensemble"]
@@ -217,11 +217,6 @@ class _Trainer:
         # one-hot inputs: the first layer runs on each row's non-zeros (compiled kernels, where
         # a C compiler is found; see native.py), else dense GEMMs
         self.sparse: SparseRows | None = sparse_rows(self.X, config.hidden[0]) if config.hidden else None
-        # one hidden layer with a common activation: forward (activation and margin included) and
-        # backward to the hidden layer are single fused kernels too
-        self.fused = (
-            self.sparse is not None and len(config.hidden) == 1 and config.activation in FUSED_ACTIVATIONS
-        )
         self._init_params()
 
     # ------------------------------------------------------------------ parameters
@@ -337,8 +332,6 @@ class _Trainer:
         """Margin z1 - z0 [k, M] of the chunk's models, the layers' inputs, pre-activations and
         activations (in the chunk's buffers: valid until its next forward). ``xb``: the batch
         rows [k, M, D], or their non-zeros (a tuple, the sparse path)."""
-        if self.fused:
-            return self._forward_fused(xb, ch)
         acts, pre, post = [], [], []
         h = xb
         k, M = xb[0].shape[:2] if isinstance(xb, tuple) else xb.shape[:2]
@@ -361,32 +354,10 @@ class _Trainer:
         margin = torch.baddbmm(bd, wd, h.transpose(1, 2)).squeeze(1)
         return margin, acts, pre, post
 
-    def _forward_fused(self, rows, ch: _Chunk):
-        """:meth:`_forward` of a one-hidden-layer model on sparse rows, in one compiled kernel
-        (which also keeps each sample's ||h||^2 for DP's ghost norms in ``ch.ws``)."""
-        assert self.sparse is not None
-        k, M = rows[0].shape[:2]
-        H = ch.W[0].shape[2]
-        w, b = ch.W[-1], ch.b[-1]
-        wd = torch.sub(w[:, :, 1], w[:, :, 0], out=ch.ws.get("wd", k, H))
-        bd = torch.sub(b[:, 1], b[:, 0], out=ch.ws.get("bd", k))
-        h, margin = ch.ws.get("z0", k, M, H), ch.ws.get("margin", k, M)
-        h_sq = ch.ws.get("h_sq", k, M) if self.dp is not None else None
-        self.sparse.mlp1_forward(rows, ch.W[0], ch.b[0], wd, bd, self.cfg.activation, h, margin, h_sq)
-        return margin, [rows, h], [None], [h]
-
     def _backward_dz(self, d: torch.Tensor, pre, post, ch: _Chunk) -> list[torch.Tensor]:
         """Gradients w.r.t. every hidden layer's pre-activation [k, M, H] (in the chunk's
         buffers), from the margin's gradient d [k, M] (per sample); the last layer's is (-d, d)
         and is not materialised."""
-        if self.fused:
-            assert self.sparse is not None
-            k, M = d.shape
-            dz = ch.ws.get("dz0", k, M, ch.W[0].shape[2])
-            dz_sq = ch.ws.get("dz_sq", k, M) if self.dp is not None else None
-            wd = ch.ws.get("wd", k, ch.W[0].shape[2])  # written by this step's forward
-            self.sparse.mlp1_backward(d, wd, post[0], self.cfg.activation, dz, dz_sq)
-            return [dz]
         dzs: list[torch.Tensor] = []
         L = len(ch.W)
         if L == 1:
@@ -640,13 +611,7 @@ class _Trainer:
                 for t in terms:
                     d = t.margin_grad(d, margin, batch)
                 dzs = self._backward_dz(d, pre, post, ch)
-                if self.fused:  # the kernels kept ||h||^2 and ||dz||^2
-                    k, M = d.shape
-                    sq = ghost_sq_norms(
-                        [x_sq[batch.idx], ch.ws.get("h_sq", k, M)], [ch.ws.get("dz_sq", k, M), 2.0 * d * d]
-                    )
-                else:
-                    sq = self._sq_norms(acts, dzs, d, x_sq[batch.idx])
+                sq = self._sq_norms(acts, dzs, d, x_sq[batch.idx])
                 c, C_max[ch.sl] = clip.factors(sq, batch)
                 self._param_grads_into(acts, dzs, d, ch, clip=c)
             scale = (sigma_t * C_max).view(-1)
@@ -685,7 +650,7 @@ def clipped_gradient_sum(
     Xv, yv, _, _ = _validate(X, y, np.ones((1, len(y)), dtype=bool), None)
     tr = _Trainer.__new__(_Trainer)
     tr.cfg, tr.K, tr.act = ens.config, ens.n_models, ACTIVATIONS[ens.config.activation]
-    tr.sparse, tr.fused = None, False  # the dense path: this checks the clipping maths against Opacus
+    tr.sparse = None  # the dense path: this checks the clipping maths against Opacus
     W, b = ens.weights, ens.biases  # read only
     gW, gb = [torch.zeros_like(w) for w in W], [torch.zeros_like(v) for v in b]
     ch = _Chunk(slice(None), W, b, gW, gb, Workspace())
