@@ -83,7 +83,7 @@ def main() -> None:
     eff = min(1.0, (timings[1] / timings[2]) / 2)  # the efficiency measured from 1 to 2 workers
     print(f"paper estimate: a game of {args.game} models x 20 epochs = {total / 3600:.1f} core-hours on one "
           f"core of this machine; on {args.machines} machines x {args.cores} cores at the measured "
-          f"scaling efficiency {eff:.0%}: about {total / cluster / eff / 60:.1f} min plus Ray start-up "
+          f"scaling efficiency {eff:.0%}: about {total / cluster / eff:.0f} s plus Ray start-up "
           f"and the object store's copy of the data per machine")  # fmt: skip
 
 
