@@ -122,9 +122,10 @@ def _build() -> ctypes.CDLL:
     if cc is None or shutil.which(cc) is None:
         raise _NoCompiler(f"no C compiler found ({cc or 'cc, gcc or clang'} not on PATH)")
     errors = []
-    # -march=native where the compiler knows it (AVX-512 / AVX2 for the row loops), else portable
-    for flags in (["-O3", "-march=native"], ["-O3"]):
-        flags = [*flags, "-fopenmp", "-fPIC", "-shared", "-std=c99"]
+    # -march=native where the compiler knows it (AVX-512 / AVX2 for the row loops), else portable;
+    # without OpenMP (e.g. a clang without libomp) the pragmas are ignored: one thread, same sums
+    for flags in (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"]):
+        flags = [*flags, "-fPIC", "-shared", "-std=c99"]
         # the library depends on the source, the flags, the compiler and this machine's CPU
         key = hashlib.sha256(
             "\0".join([_SOURCE, *flags, cc, platform.machine(), _cpu_signature()]).encode()
