@@ -53,6 +53,9 @@ def test_sentences_carry_numbers_intervals_and_thresholds():
     assert "Demographic parity gap for sex 0.18 [0.16, 0.20], above the 0.1 rule of thumb (" in joined
     assert "Equalized odds gap for sex 0.12 [0.05, 0.19], above the 0.1 rule of thumb, though its interval reaches below it" in joined
     assert "race 0.04" not in joined
+    level = {s["text"].split(",")[0]: s["level"] for s in v["models"]["baseline"] if s["topic"] == "fairness"}
+    assert level["Demographic parity gap for sex 0.18 [0.16"] == "concern"  # the interval clears 0.1
+    assert level["Equalized odds gap for sex 0.12 [0.05"] == "info"  # it does not: a note
     dp = " ".join(s["text"] for s in v["models"]["dp"])
     assert "No membership leakage shown beyond chance" in dp and "at or below the 0.1 rule of thumb" in dp
     assert "(epsilon, delta) = (1.00, 1e-05)" in dp

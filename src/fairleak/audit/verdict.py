@@ -104,7 +104,9 @@ def _fairness(m: Mapping[str, Any], th: VerdictSection) -> list[dict[str, str]]:
         tail = (f"above the {th.gap_threshold:g} rule of thumb" if sure else
                 f"above the {th.gap_threshold:g} rule of thumb, though its interval reaches below it")  # fmt: skip
         groups = g.get("groups_used") or []
-        out.append(_s("concern", "fairness",
+        # a claim needs the interval to clear the threshold; an estimate above it whose interval
+        # reaches below is reported as a note, not a concern
+        out.append(_s("concern" if sure else "info", "fairness",
                       f"{what[0].upper() + what[1:]} for {where} {value:.2f}{_iv(lo, g.get('ci_high'))}, {tail}"
                       + (f" (groups compared: {', '.join(groups[:6])}{' ...' if len(groups) > 6 else ''})." if groups else ".")))  # fmt: skip
     if len(above) > th.max_groups + 1:

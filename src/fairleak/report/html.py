@@ -351,7 +351,8 @@ def _verdict(p: _Page, results: dict[str, Any]) -> None:
         f"made when the interval clears the threshold: fairness gaps above {th['gap_threshold']:g} (a "
         f"common rule of thumb), attack AUC above {0.5 + th['auc_margin']:g} (chance), TPR at 1% FPR "
         f"of {th['tpr_ratio']:g}x chance, group privacy risk {th['gpr_margin']:g} above its null "
-        f"level; groups need {th['min_group_size']} members and non-members. Change them in the "
+        f"level; groups need {th['min_group_size']} members and non-members. An estimate above a "
+        "threshold whose interval reaches below it is a note, not a concern. Change them in the "
         "config's <code>verdict</code> section.</p>"
     )
     for name, sentences in v["models"].items():
