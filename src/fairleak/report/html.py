@@ -328,7 +328,9 @@ _GLOSSARY = {
     "non-private": "trained without differential privacy: no epsilon applies",
     "membership inference": "an attack that guesses whether a record was in the model's training data",
     "confidence interval": "the range [low, high] that holds the true value with the stated probability "
-    "(bootstrap percentiles here); a claim is made only when the whole interval is past the threshold",
+    "(bootstrap: percentiles for attack figures; for a fairness gap, the signed differences between groups, "
+    "so that it reaches 0 when no difference is shown); a claim is made only when the whole interval is past "
+    "the threshold",
     "chance": "what guessing achieves: AUC 0.5, TPR at 1% FPR of 0.01",
     "DP-SGD / DP-SGD-S": "stochastic gradient descent with clipped per-example gradients and Gaussian noise; "
     "DP-SGD-S clips each group with its own bound",
