@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from fairleak.report.tradeoff import label_offsets, tradeoff_view
+from fairleak.report.tradeoff import tradeoff_view
 
 
 def _results(points, majority=0.7):
@@ -22,33 +22,31 @@ CROWD = [("baseline", 0.732, 0.62, None), ("fair", 0.724, 0.58, None), ("dp_eps1
          ("fair_dp_eps8", 0.736, 0.509, 8.0)]  # fmt: skip
 
 
-def _boxes(points, labels, x_range, y_range, aspect, height):
-    """Label boxes as label_offsets documents them (0.6 font sizes a character, 1.4 high)."""
-    offs = label_offsets(points, labels, x_range, y_range, aspect=aspect, height=height)
+def _boxes(view, aspect, height):
+    """Label boxes as label_offsets documents them (0.6 font sizes a character, 1.4 high), in
+    font sizes from the plot's bottom left, with the marker positions."""
     width = height * aspect
-    out = []
-    for (x, y), t, (dx, dy) in zip(points, labels, offs, strict=True):
-        cx = (x - x_range[0]) / (x_range[1] - x_range[0]) * width + dx
-        cy = (y - y_range[0]) / (y_range[1] - y_range[0]) * height + dy
-        w, h = 0.6 * len(t) + 0.6, 1.4
-        out.append((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
-    return out
+    boxes, marks = [], []
+    for p, (dx, dy) in zip(view.points, view.offsets, strict=True):
+        px = (p.accuracy - view.x_range[0]) / (view.x_range[1] - view.x_range[0]) * width
+        py = (p.auc - view.y_range[0]) / (view.y_range[1] - view.y_range[0]) * height
+        w, h = 0.6 * len(p.label) + 0.6, 1.4
+        boxes.append((px + dx - w / 2, py + dy - h / 2, px + dx + w / 2, py + dy + h / 2))
+        marks.append((px, py))
+    return boxes, marks
 
 
-@pytest.mark.parametrize("aspect, height", [(3.15, 30.0), (2.2, 33.0)])  # the HTML and PNG plots
-def test_crowded_labels_do_not_overlap_each_other_or_the_markers(aspect, height):
-    view = tradeoff_view(_results(CROWD))
-    pts = [(p.accuracy, p.auc) for p in view.points]
-    labels = [p.label for p in view.points]
-    boxes = _boxes(pts, labels, view.x_range, view.y_range, aspect, height)
+@pytest.mark.parametrize("aspect, height", [(3.15, 30.0), (2.22, 33.2)])  # the HTML and PNG plots
+def test_crowded_labels_do_not_overlap_each_other_the_markers_or_the_chance_line(aspect, height):
+    view = tradeoff_view(_results(CROWD), aspect=aspect, height=height)
+    boxes, marks = _boxes(view, aspect, height)
     for a, b in itertools.combinations(boxes, 2):
         assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), (a, b)
-    width = height * aspect
+    y_chance = (0.5 - view.y_range[0]) / (view.y_range[1] - view.y_range[0]) * height
     for box in boxes:
-        assert box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
-        for x, y in pts:  # no label covers a marker's centre
-            px = (x - view.x_range[0]) / (view.x_range[1] - view.x_range[0]) * width
-            py = (y - view.y_range[0]) / (view.y_range[1] - view.y_range[0]) * height
+        assert box[0] >= 0 and box[2] <= height * aspect and box[1] >= 0 and box[3] <= height
+        assert not box[1] < y_chance < box[3]  # AUC 0.501: its label is off the chance line
+        for px, py in marks:  # no label covers a marker's centre
             assert not (box[0] < px < box[2] and box[1] < py < box[3])
 
 

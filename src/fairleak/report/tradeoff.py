@@ -10,8 +10,11 @@ a model left of it does no better than that.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+Box = tuple[float, float, float, float]
 
 __all__ = ["TradeoffPoint", "TradeoffView", "label_offsets", "tradeoff_view"]
 
@@ -74,26 +77,39 @@ def tradeoff_view(
     x_range = (max(0.0, min(xs) - 0.04), min(1.02, max(xs) + 0.04))
     y_range = (min(0.4, min(ys) - 0.03), min(1.02, max(0.75, max(ys) + 0.08)))
     view = TradeoffView(pts, sorted(rates), x_range, y_range)
+    # the reference lines' own labels, where both renderers put them (font sizes from the plot's
+    # bottom left): "chance" under its line at the right end, "majority rate" at the bottom
+    width = height * aspect
+    y_chance = (0.5 - y_range[0]) / (y_range[1] - y_range[0]) * height
+    x_rates = [(r - x_range[0]) / (x_range[1] - x_range[0]) * width for r in view.majority_rates]
+    reserved = [(width - 10.5, y_chance - 1.7, width, y_chance - 0.1)]
+    reserved += [(x, 0.0, x + 12.0, 1.8) for x in x_rates]
+    lines = [(0.0, y_chance - 0.15, width, y_chance + 0.15)]
+    lines += [(x - 0.15, 0.0, x + 0.15, height) for x in x_rates]
     view.offsets = label_offsets([(p.accuracy, p.auc) for p in pts], [p.label for p in pts],
-                                 x_range, y_range, aspect=aspect, height=height)  # fmt: skip
+                                 x_range, y_range, aspect=aspect, height=height,
+                                 reserved=reserved, lines=lines)  # fmt: skip
     return view
 
 
 def label_offsets(
     points: list[tuple[float, float]], labels: list[str], x_range: tuple[float, float],
     y_range: tuple[float, float], *, aspect: float = 2.8, height: float = 22.0,
+    reserved: Sequence[Box] = (), lines: Sequence[Box] = (),
 ) -> list[tuple[float, float]]:  # fmt: skip
     """Offsets (in font sizes; x right, y up) from each point to the centre of its label, such that
-    no two labels overlap and no label covers a marker or leaves the plot, where that is possible
-    (else the candidate with the least overlap). The plot is ``height`` font sizes high and
-    ``aspect`` times as wide; a label is 0.6 font sizes a character wide and 1.4 high."""
+    no two labels overlap and no label covers a marker, a ``reserved`` box (other text) or leaves
+    the plot, where that is possible (else the candidate with the least overlap), and labels
+    cross ``lines`` (thin boxes: reference lines) only where nothing else is free. The plot is
+    ``height`` font sizes high and ``aspect`` times as wide; boxes are (x0, y0, x1, y1) in font
+    sizes from its bottom left; a label is 0.6 font sizes a character wide and 1.4 high."""
     width = height * aspect
     sx = width / max(x_range[1] - x_range[0], 1e-12)
     sy = height / max(y_range[1] - y_range[0], 1e-12)
     pos = [((x - x_range[0]) * sx, (y - y_range[0]) * sy) for x, y in points]
     sizes = [(0.6 * len(t) + 0.6, 1.4) for t in labels]
     marker = 0.8  # half a marker's width
-    placed: list[tuple[float, float, float, float]] = []  # boxes: x0, y0, x1, y1
+    placed: list[Box] = list(reserved)
     out: list[tuple[float, float]] = [(0.0, 0.0)] * len(points)
     angles = [90, 270, 0, 180, 45, 135, 315, 225, 60, 120, 300, 240, 30, 150, 330, 210]
 
@@ -115,7 +131,7 @@ def label_offsets(
                 dx, dy = math.cos(math.radians(a)), math.sin(math.radians(a))
                 cx, cy = px + dx * (r + w / 2 * abs(dx)), py + dy * (r + h / 2 * abs(dy))
                 box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-                cost = sum(overlap(box, b) for b in placed)
+                cost = sum(overlap(box, b) for b in placed) + 0.3 * sum(overlap(box, b) for b in lines)
                 cost += sum(overlap(box, (qx - marker, qy - marker, qx + marker, qy + marker)) for qx, qy in pos)
                 outside = max(0.0, -box[0]) + max(0.0, box[2] - width) + max(0.0, -box[1]) + max(0.0, box[3] - height)
                 cost += 10 * outside * h
