@@ -280,12 +280,15 @@ def _gap_interval(
     D = np.stack(draws, 1)  # [B, pairs]
     if not np.isfinite(d).all():
         return None
-    D = D[np.isfinite(D).all(1)]
-    if len(D) < 2:
+    # a resample where a small group's rate is undefined (no positives drawn) still counts for
+    # the other pairs, as in the gap itself
+    finite = np.isfinite(D)
+    if (finite.sum(0) < 2).any():
         return None
-    se = D.std(0, ddof=1)
-    scaled = np.abs(D - d) / np.where(se > 0, se, 1.0) * (se > 0)
-    c = float(np.quantile(scaled.max(1), confidence))
+    se = np.nanstd(np.where(finite, D, np.nan), 0, ddof=1)
+    with np.errstate(invalid="ignore"):
+        scaled = np.where(finite & (se > 0), np.abs(D - d) / np.where(se > 0, se, 1.0), 0.0)
+    c = float(np.quantile(scaled[finite.any(1)].max(1), confidence))
     low, high = d - c * se, d + c * se
     upper = float(np.max(np.maximum(np.abs(low), np.abs(high))))
     lower = float(np.max(np.maximum(0.0, np.maximum(low, -high))))
