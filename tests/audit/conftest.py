@@ -9,6 +9,7 @@ def tiny_config(**data) -> AuditConfig:
     cfg = AuditConfig()
     cfg.split.max_audit = 600
     cfg.train = cfg.train.model_copy(update={"epochs": 5, "lr": 3e-3})
+    cfg.min_steps = None  # a smoke test's few epochs, as with --fast
     cfg.attacks.n_reference = 4
     cfg.attacks.n_shadow = 2
     cfg.attacks.n_bootstrap = 20

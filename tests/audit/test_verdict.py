@@ -1,5 +1,7 @@
 """The verdict: sentences made from the numbers and their intervals, thresholds configurable."""
 
+import functools
+
 import pytest
 
 from fairleak.audit import apply_overrides, default_config, run_audit
@@ -80,15 +82,44 @@ def test_degenerate_model_gets_no_fairness_sentences():
     assert not [s for s in sentences if s["topic"] == "fairness"]
 
 
+@functools.cache
+def _default_models_on(dataset: str, fast: bool) -> dict:
+    """The default audit's models on a bundled dataset (training only: no attacks, no bootstrap)."""
+    cfg = apply_overrides(default_config(fast=fast), {
+        "data.dataset": dataset, "attacks.enabled": False, "fd_mia.enabled": False,
+        "group_risk.enabled": False, "robustness.enabled": False, "fairness.n_bootstrap": 0})  # fmt: skip
+    return run_audit(cfg, threads=1).results["models"]
+
+
 @pytest.mark.parametrize("dataset", ["adult", "compas", "german"])
 def test_default_fast_recipes_beat_the_majority_rate(dataset):
     """The default audit's fair and DP recipes must not fall back to predicting the majority class
     (they did: German's DP models and Adult's fair model), on --fast-sized settings."""
-    cfg = apply_overrides(default_config(fast=True), {
-        "data.dataset": dataset, "attacks.enabled": False, "fd_mia.enabled": False,
-        "group_risk.enabled": False, "fairness.n_bootstrap": 0})  # fmt: skip
-    res = run_audit(cfg, threads=1).results
-    for name, m in res["models"].items():
+    for name, m in _default_models_on(dataset, True).items():
         pred = m["fairness"]["predictor"]
         assert not pred["degenerate"], (dataset, name, pred)
         assert m["fairness"]["accuracy"]["test"] > pred["majority_rate"], (dataset, name)
+
+
+_EPS1_GERMAN = (
+    "DP-SGD at epsilon 1 on German Credit's 250 training rows: no general recipe found beats the "
+    "majority rate (16 seeds, 2 splits: mean accuracy 0.70-0.72 against 0.70)"
+)
+
+
+@pytest.mark.parametrize("dataset, model", [
+    pytest.param(d, m, marks=pytest.mark.xfail(strict=True, reason=_EPS1_GERMAN))
+    if (d, m) == ("german", "dp_eps1") else (d, m)
+    for d in ("adult", "compas", "german") for m in [s.name for s in default_config().models]
+])  # fmt: skip
+def test_default_full_recipes_beat_the_majority_rate(dataset, model):
+    """The full default audit's models beat the majority rate at the epsilon they were given: on
+    small data (German: 250 members, COMPAS: 1,543) ten epochs left the non-private and DP models
+    at the majority class until min_steps raised the epochs."""
+    m = _default_models_on(dataset, False)[model]
+    pred = m["fairness"]["predictor"]
+    assert not pred["degenerate"], pred
+    assert m["fairness"]["accuracy"]["test"] > pred["majority_rate"]
+    spec = next(s for s in default_config().models if s.name == model)
+    if spec.dp is not None:  # more epochs, the same budget: the accountant's epsilon
+        assert spec.dp.target_epsilon * 0.98 <= m["epsilon"] <= spec.dp.target_epsilon

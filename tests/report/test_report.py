@@ -119,10 +119,11 @@ def test_report_opens_in_headless_chromium_with_plots_and_no_errors(hostile_repo
         assert section.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
         section.find_element(By.TAG_NAME, "summary").click()
         assert section.get_attribute("open") is None
-        # the trade-off view: non-private models named as such, a chance line, axis 0-1
+        # the trade-off view: non-private models named as such, chance and majority-rate lines
         trade = driver.find_element(By.XPATH, "//div[@id='tradeoff']/following-sibling::div[1]")
         text = trade.text
         assert "non-private" in text and "chance" in text and "epsilon -1" not in text
+        assert "majority rate" in text
         terms = driver.find_elements(By.XPATH, "//h2[@id='glossary']/following-sibling::dl[1]/dt")
         assert {"AUC", "GPR", "TPR@1%FPR", "constant predictor"} <= {t.text for t in terms}
     finally:

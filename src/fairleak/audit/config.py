@@ -237,6 +237,11 @@ class AuditConfig(Section):
         description="fairleak's recipes use a smaller batch when the training rows would give fewer "
         "batches an epoch than this (small data: German Credit); null: always train.batch_size",
     )
+    min_steps: int | None = Field(
+        400, ge=1,
+        description="fairleak's recipes train more epochs when train.epochs would give fewer optimiser "
+        "steps than this (small data: German Credit, COMPAS); null: always train.epochs",
+    )
     verdict: VerdictSection = Field(default_factory=VerdictSection)
     stages: dict[str, Any] = Field(default_factory=_stage_sections)
     backend: BackendSection = Field(default_factory=BackendSection)
@@ -294,6 +299,7 @@ def default_config(*, fast: bool = False) -> AuditConfig:
         return AuditConfig()
     return config_from_dict({
         "split": {"max_audit": 2000},
+        "min_steps": None,  # a smoke test: its own epochs and learning rate (below) suffice
         "train": {"epochs": 20, "lr": 3e-3},
         "models": [m.model_dump(exclude_defaults=True) for m in _default_models()
                    if m.name in ("baseline", "fair", "dp_eps8", "dpsgd_s_eps8")],

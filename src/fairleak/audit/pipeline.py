@@ -6,6 +6,7 @@ The CLI, the Python API (:func:`audit_model`, :mod:`.api`) and the study all run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,14 +109,22 @@ def _predictions(spec: ModelSpec, data: AuditData) -> np.ndarray:
     return p
 
 
-def _small_data_batches(train: TrainConfig, n_rows: int, min_batches: int | None) -> TrainConfig:
-    """``train`` with a batch small enough for ``min_batches`` batches an epoch on ``n_rows`` rows
-    (never below 16). With few rows a fixed batch of 256 gives a handful of steps an epoch, and
-    DP-SGD (sampling rate near 1) then learns nothing but the majority class."""
-    if min_batches is None or n_rows >= min_batches * train.batch_size:
-        return train
-    size = max(16, n_rows // min_batches)
-    return train if size >= train.batch_size else replace_params(train, batch_size=size)
+def _small_data_schedule(
+    train: TrainConfig, n_rows: int, min_batches: int | None, min_steps: int | None
+) -> TrainConfig:
+    """``train`` adapted to few rows: a batch small enough for ``min_batches`` batches an epoch on
+    ``n_rows`` rows (never below 16), then enough epochs for ``min_steps`` optimiser steps. With
+    few rows a fixed batch of 256 gives a handful of steps an epoch, and ten epochs of them leave
+    the models (DP-SGD's above all, sampling rate near 1) at the majority class. Neither changes
+    a model's privacy accounting: epsilon is calibrated for the schedule it trains with."""
+    if min_batches is not None and n_rows < min_batches * train.batch_size:
+        size = max(16, n_rows // min_batches)
+        if size < train.batch_size:
+            train = replace_params(train, batch_size=size)
+    per_epoch = max(1, math.ceil(n_rows / train.batch_size))
+    if min_steps is not None and train.epochs * per_epoch < min_steps:
+        train = replace_params(train, epochs=math.ceil(min_steps / per_epoch))
+    return train
 
 
 def build_targets(
@@ -127,12 +136,20 @@ def build_targets(
         notes: list[str] = []
         if spec.kind == "fairleak":
             asked = spec.train_config(cfg.train)
-            train = _small_data_batches(asked, len(data.members), cfg.min_batches_per_epoch)
+            train = _small_data_schedule(
+                asked, len(data.members), cfg.min_batches_per_epoch, cfg.min_steps
+            )
             if train.batch_size != asked.batch_size:
                 notes.append(
                     f"'{spec.name}' trains with batch size {train.batch_size} instead of "
                     f"{asked.batch_size}: {len(data.members):,} training rows would "
                     f"give fewer than {cfg.min_batches_per_epoch} batches an epoch (min_batches_per_epoch)."
+                )
+            if train.epochs != asked.epochs:
+                notes.append(
+                    f"'{spec.name}' trains for {train.epochs} epochs instead of {asked.epochs}: "
+                    f"{asked.epochs} would give fewer than {cfg.min_steps} optimiser steps on "
+                    f"{len(data.members):,} training rows (min_steps)."
                 )
             t = AuditTarget(spec.name, "fairleak", FairleakRecipe(train, spec.fairness, spec.dp))
         elif spec.kind == "sklearn":

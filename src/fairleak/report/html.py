@@ -27,6 +27,7 @@ from fairleak.audit.blocks import Bars, Block, Curves, Estimate, Front, Histogra
 from fairleak.audit.stages import STAGES
 from fairleak.audit.verdict import verdict as make_verdict
 from fairleak.files import atomic_write_text
+from fairleak.report.tradeoff import tradeoff_view
 
 __all__ = ["render_report", "write_report"]
 
@@ -281,28 +282,41 @@ def _generic(p: _Page, data: Any) -> None:
             p.table(["key", "value"], rows)
 
 
-def _tradeoff(p: _Page, summary: list[dict[str, Any]]) -> None:
-    pts = [s for s in summary if s.get("test_accuracy") is not None and s.get("strongest_attack_auc") is not None]
-    if not pts:
+_TRADE_FONT = 11  # px, the point labels
+_TRADE_PLOT = (1040, 330)  # px, about the plot area at the page's width (legend below)
+
+
+def _tradeoff(p: _Page, results: dict[str, Any]) -> None:
+    view = tradeoff_view(results, aspect=_TRADE_PLOT[0] / _TRADE_PLOT[1], height=_TRADE_PLOT[1] / _TRADE_FONT)
+    if view is None:
         return
     fig = go.Figure()
-    positions = ["top center", "bottom center", "middle right", "middle left", "top right", "bottom left"]
-    for i, s in enumerate(pts):
-        eps = s.get("epsilon")
-        label = "non-private" if eps is None else f"DP, epsilon {eps:.2g}"
-        warn = s.get("predictor_warning")
+    for i, (pt, (dx, dy)) in enumerate(zip(view.points, view.offsets, strict=True)):
+        color = _PALETTE[i % len(_PALETTE)]
         fig.add_trace(go.Scatter(
-            x=[s["test_accuracy"]], y=[s["strongest_attack_auc"]], mode="markers+text",
-            text=[_e(s["model"]) + (" (" + _e(warn) + ")" if warn else "")],
-            textposition=positions[i % len(positions)], name=_e(f"{s['model']}: {label}"),
-            marker={"size": 13, "color": _PALETTE[i % len(_PALETTE)],
-                    "symbol": "circle-open" if eps is None else "diamond", "line": {"width": 2}},
+            x=[pt.accuracy], y=[pt.auc], mode="markers", name=_e(f"{pt.model}: {pt.privacy}"),
+            hovertext=[_e(f"{pt.label}: accuracy {pt.accuracy:.3f}, AUC {pt.auc:.3f}")], hoverinfo="text",
+            marker={"size": 13, "color": color,
+                    "symbol": "circle-open" if pt.epsilon is None else "diamond", "line": {"width": 2}},
         ))  # fmt: skip
-    fig.add_hline(y=0.5, line_dash="dot", line_color="#999", annotation_text="chance (AUC 0.5)")
+        # the label beside its point with a leader line, placed clear of the others (tradeoff.py)
+        fig.add_annotation(
+            x=pt.accuracy, y=pt.auc, text=_e(pt.label), showarrow=True, arrowhead=0, arrowwidth=0.8,
+            arrowcolor="#888", standoff=6, ax=dx * _TRADE_FONT, ay=-dy * _TRADE_FONT,
+            font={"size": _TRADE_FONT, "color": color},
+        )  # fmt: skip
+    fig.add_hline(y=0.5, line_dash="dot", line_color="#999", annotation_text="chance (AUC 0.5)",
+                  annotation_position="bottom right")  # fmt: skip
+    for rate in view.majority_rates:
+        fig.add_vline(x=rate, line_dash="dash", line_color="#666", annotation_text=f"majority rate {rate:.3f}",
+                      annotation_position="bottom right")  # fmt: skip  (below chance: seldom a model)
     fig.update_layout(**_layout(
-        "Trade-off: test accuracy vs strongest attack AUC (open circle: non-private, diamond: DP)",
-        xaxis_title="test accuracy", yaxis_title="strongest attack AUC", xaxis_range=[0, 1.02],
-        yaxis_range=[0.4, 1.02], legend={"title": {"text": "model: privacy"}},
+        "Trade-off: test accuracy vs strongest attack AUC (open circle: non-private, diamond: DP; "
+        "left of the dashed line: no better than always predicting the majority class)",
+        xaxis_title="test accuracy", yaxis_title="strongest attack AUC", xaxis_range=list(view.x_range),
+        yaxis_range=list(view.y_range), height=_TRADE_PLOT[1] + 150, showlegend=True,
+        legend={"title": {"text": "model: privacy"}, "orientation": "h", "y": -0.22, "x": 0},
+        margin={"t": 60, "l": 60, "r": 20, "b": 90},
     ))  # fmt: skip
     p.add('<div id="tradeoff"></div>')
     p.fig(fig)
@@ -314,7 +328,9 @@ _GLOSSARY = {
     "non-private": "trained without differential privacy: no epsilon applies",
     "membership inference": "an attack that guesses whether a record was in the model's training data",
     "confidence interval": "the range [low, high] that holds the true value with the stated probability "
-    "(bootstrap percentiles here); a claim is made only when the whole interval is past the threshold",
+    "(bootstrap: percentiles for attack figures; for a fairness gap, the signed differences between groups, "
+    "so that it reaches 0 when no difference is shown); a claim is made only when the whole interval is past "
+    "the threshold",
     "chance": "what guessing achieves: AUC 0.5, TPR at 1% FPR of 0.01",
     "DP-SGD / DP-SGD-S": "stochastic gradient descent with clipped per-example gradients and Gaussian noise; "
     "DP-SGD-S clips each group with its own bound",
@@ -397,7 +413,7 @@ def render_report(results: dict[str, Any]) -> str:
     p.table([c["label"] + (f" ({attr})" if c["key"] in ("demographic_parity_difference",
              "equalized_odds_difference", "gprp") else "") for c in cols],
             [[s.get(c["key"]) for c in cols] for s in results["summary"]])  # fmt: skip
-    _tradeoff(p, results["summary"])
+    _tradeoff(p, results)
 
     for name, m in results["models"].items():
         flag = (m.get("fairness") or {}).get("predictor") or {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from fairleak.audit.blocks import Bars, Block, Curves, Histogram
 from fairleak.audit.stages import STAGES
+from fairleak.report.tradeoff import tradeoff_view
 
 __all__ = ["write_figures"]
 
@@ -80,23 +81,38 @@ def _histogram(ax: Any, h: Histogram) -> None:
     ax.legend(fontsize=7, frameon=False)
 
 
-def _tradeoff(ax: Any, summary: list[dict[str, Any]]) -> bool:
-    pts = [s for s in summary if isinstance(s.get("test_accuracy"), float) and isinstance(s.get("strongest_attack_auc"), float)]
-    if not pts:
+#: the trade-off axes in points (the figure's size and margins in write_figures) and label font
+_TRADE_PLOT, _TRADE_FONT = (480.0, 216.0), 6.5
+
+
+def _tradeoff(ax: Any, results: dict[str, Any]) -> bool:
+    view = tradeoff_view(results, aspect=_TRADE_PLOT[0] / _TRADE_PLOT[1], height=_TRADE_PLOT[1] / _TRADE_FONT)
+    if view is None:
         return False
-    for i, s in enumerate(pts):
-        eps = s.get("epsilon")
-        label = f"{s['model']}: " + ("non-private" if eps is None else f"DP, epsilon {eps:.2g}")
-        ax.scatter([s["test_accuracy"]], [s["strongest_attack_auc"]], s=60, label=label,
-                   marker="o" if eps is None else "D", facecolors="none" if eps is None else _PALETTE[i % 8],
-                   edgecolors=_PALETTE[i % 8], linewidths=1.5)  # fmt: skip
+    for i, (pt, (dx, dy)) in enumerate(zip(view.points, view.offsets, strict=True)):
+        color = _PALETTE[i % len(_PALETTE)]
+        ax.scatter([pt.accuracy], [pt.auc], s=60, label=f"{pt.model}: {pt.privacy}",
+                   marker="o" if pt.epsilon is None else "D", facecolors="none" if pt.epsilon is None else color,
+                   edgecolors=color, linewidths=1.5, zorder=3)  # fmt: skip
+        # the label beside its point with a leader line, placed clear of the others (tradeoff.py)
+        ax.annotate(pt.label, (pt.accuracy, pt.auc), xytext=(dx * _TRADE_FONT, dy * _TRADE_FONT),
+                    textcoords="offset points", ha="center", va="center", fontsize=_TRADE_FONT, color=color,
+                    arrowprops={"arrowstyle": "-", "color": "#888", "lw": 0.6, "shrinkA": 0, "shrinkB": 4})  # fmt: skip
     ax.axhline(0.5, ls=":", color="#999")
-    ax.annotate("chance (AUC 0.5)", (0.01, 0.5), xytext=(2, 2), textcoords="offset points", fontsize=7)
-    ax.set_xlim(0, 1.02)
-    ax.set_ylim(0.4, 1.02)
+    ax.annotate("chance (AUC 0.5)", (1.0, 0.5), xycoords=("axes fraction", "data"), xytext=(-2, -8),
+                textcoords="offset points", ha="right", fontsize=7, color="#555")  # fmt: skip
+    for rate in view.majority_rates:
+        ax.axvline(rate, ls="--", color="#666", lw=1, label=None)
+        # below the chance line, where models (AUC above 0.5) seldom are
+        ax.annotate(f"majority rate {rate:.3f}", (rate, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 4), textcoords="offset points", ha="left", va="bottom",
+                    fontsize=7, color="#555")  # fmt: skip
+    ax.set_xlim(*view.x_range)
+    ax.set_ylim(*view.y_range)
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("strongest attack AUC")
-    ax.legend(fontsize=7, frameon=False, title="model: privacy", title_fontsize=7)
+    ax.legend(fontsize=6.5, frameon=False, title="model: privacy", title_fontsize=6.5, ncol=3,
+              loc="upper center", bbox_to_anchor=(0.5, -0.2))  # fmt: skip
     return True
 
 
@@ -129,16 +145,19 @@ def write_figures(results: dict[str, Any], folder: Path | str, fmt: str = "png")
     for i, (where, block) in enumerate(figs, 1):
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
         try:
+            bottom = 0.24
             if block is None:
-                if not _tradeoff(ax, results["summary"]):
+                if not _tradeoff(ax, results):
                     continue
                 title = "Trade-off: test accuracy vs strongest attack AUC"
+                fig.set_size_inches(7.5, 5.0)  # its legend goes below the axes (_TRADE_PLOT)
+                bottom = 0.3
             else:
                 {Bars: _bars, Curves: _curves, Histogram: _histogram}[type(block)](ax, block)
                 title = block.title
             ax.set_title(title, fontsize=9, loc="left", wrap=True)
             # fixed margins: tight_layout drew every figure twice (half the time of this function)
-            fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.24)
+            fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=bottom)
             path = folder / f"{i:02d}-{_slug(where)}-{_slug(title)}.{fmt}"
             fig.savefig(path, dpi=110)
             paths.append(path)
