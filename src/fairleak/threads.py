@@ -7,7 +7,7 @@ with other busy processes, more threads than the cores one gets only adds conten
 
 The ``fairleak`` command also chooses how idle OpenMP threads wait before torch loads (unless
 ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` is set): a short spin on a quiet machine, sleeping at
-once (``PASSIVE``) when the load average shows other busy processes (see ``cli._openmp_wait_policy``
+once (``PASSIVE``) when the run queue shows other processes (see ``cli._openmp_wait_policy``
 for the measurements). From Python, set them yourself before importing torch: on a shared machine
 ``OMP_WAIT_POLICY=PASSIVE``, or 1 thread.
 """

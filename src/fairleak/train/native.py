@@ -159,6 +159,10 @@ def _cpu_signature() -> str:
     return platform.processor()
 
 
+def _disabled() -> bool:
+    return os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
 def available() -> bool:
     """Whether the compiled kernels can be used here (builds them on the first call).
 
@@ -166,7 +170,7 @@ def available() -> bool:
     quietly (:func:`status` says why); a compiler that fails warns once. Either way results are
     the same up to float32 rounding, only slower on one-hot data."""
     global _lib, _tried, _reason
-    if os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if _disabled():
         return False
     with _lock:
         if not _tried:
@@ -189,7 +193,7 @@ def available() -> bool:
 
 def status() -> str:
     """Which first-layer kernels training uses here, and why."""
-    if os.environ.get("FAIRLEAK_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if _disabled():
         return "dense eager kernels (FAIRLEAK_NATIVE=0)"
     if available():
         return "compiled sparse first-layer kernels (one-hot inputs)"
