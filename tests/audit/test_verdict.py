@@ -108,7 +108,9 @@ _EPS1_GERMAN = (
 
 
 @pytest.mark.parametrize("dataset, model", [
-    pytest.param(d, m, marks=pytest.mark.xfail(strict=True, reason=_EPS1_GERMAN))
+    # not strict: with the compiled noise and sampling streams the default seed happens to land
+    # above the majority rate (0.70-0.72 over seeds is no reliable margin)
+    pytest.param(d, m, marks=pytest.mark.xfail(strict=False, reason=_EPS1_GERMAN))
     if (d, m) == ("german", "dp_eps1") else (d, m)
     for d in ("adult", "compas", "german") for m in [s.name for s in default_config().models]
 ])  # fmt: skip

@@ -111,7 +111,14 @@ _TORCH_ACT = {
 
 @pytest.mark.parametrize(
     "hidden,activation",
-    [((), "relu"), ((16,), "relu"), ((12, 8), "tanh"), ((8,), "sigmoid"), ((8,), "elu"), ((8, 6), "square")],
+    [
+        ((), "relu"),
+        ((16,), "relu"),
+        ((12, 8), "tanh"),
+        ((8,), "sigmoid"),
+        ((8,), "elu"),
+        ((8, 6), "square"),
+    ],
 )
 def test_clipped_gradient_sum_equals_opacus(data, hidden, activation):
     X, y, _ = data
@@ -179,7 +186,9 @@ def test_dp_sgd_s_with_one_group_is_dp_sgd(data):
     masks = _masks(len(y), 2)
     cfg = TrainConfig(hidden=(8,), epochs=2)
     one_group = np.zeros(len(y), dtype=np.int64)
-    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible"))
+    plain = train_ensemble(
+        X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible")
+    )
     s = train_ensemble(
         X, y, masks, config=cfg, seed=5, groups=one_group,
         dp=DPConfig(noise_multiplier=1.0, group_clipping=True, tau=1.0, noise="reproducible"),
@@ -196,7 +205,9 @@ def test_dp_sgd_s_with_tau_one_is_dp_sgd_and_larger_tau_differs(data):
     X, y, groups = data
     masks = _masks(len(y), 2)
     cfg = TrainConfig(hidden=(8,), epochs=2)
-    plain = train_ensemble(X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible"))
+    plain = train_ensemble(
+        X, y, masks, config=cfg, seed=5, dp=DPConfig(noise_multiplier=1.0, noise="reproducible")
+    )
 
     def dpsgd_s(tau):
         return train_ensemble(
@@ -209,7 +220,8 @@ def test_dp_sgd_s_with_tau_one_is_dp_sgd_and_larger_tau_differs(data):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     adaptive = dpsgd_s(3.0)
     assert not all(
-        torch.allclose(a, b, atol=1e-4) for a, b in zip(plain.weights, adaptive.weights, strict=True)
+        torch.allclose(a, b, atol=1e-4)
+        for a, b in zip(plain.weights, adaptive.weights, strict=True)
     )
 
 
@@ -305,18 +317,28 @@ def test_state_round_trip(data):
     np.testing.assert_array_equal(again.predict_logits(X), ens.predict_logits(X))
 
 
-def test_dp_batches_are_poisson_samples_of_each_models_rows():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_dp_batches_are_poisson_samples_of_each_models_rows(compiled, monkeypatch):
     """DP accounting assumes Poisson sampling: every row joins each step independently with
     probability q. Check inclusion rates, batch-size mean and variance, and that a model only
-    ever samples its own rows, once per step."""
+    ever samples its own rows, once per step; with the compiled sampler and with numpy's."""
+    from fairleak.train import native
     from fairleak.train.batches import BatchSampler
 
+    if compiled and not native.available():
+        pytest.skip("no C compiler: numpy's sampler only")
+    if not compiled:
+        monkeypatch.setenv("FAIRLEAK_NATIVE", "0")
     n, K, steps, B = 3000, 3, 400, 60
     masks = np.zeros((K, n), bool)
     masks[0, :1000] = masks[1, 500:2500] = masks[2] = True
     sampler = BatchSampler([np.flatnonzero(m) for m in masks], model_seeds(0, K), B)
     q = B / masks.sum(1)
-    idx, valid = sampler.poisson(q, np.full(K, steps), 0, steps)
+    blk = sampler.poisson(q, np.full(K, steps), 0, steps)
+    assert (sampler.keys is not None) == compiled
+    idx, valid = blk.dense()
+    for t in range(steps):  # each step is padded to its largest batch, no wider
+        assert blk.widths[t] == max(1, valid[t].sum(1).max())
     for k in range(K):
         counts = np.zeros(n)
         sizes = valid[:, k].sum(1)
@@ -328,10 +350,17 @@ def test_dp_batches_are_poisson_samples_of_each_models_rows():
         assert abs(sizes.mean() - nk * q[k]) < 4 * np.sqrt(nk * q[k] * (1 - q[k]) / steps)
         assert sizes.var() == pytest.approx(nk * q[k] * (1 - q[k]), rel=0.25)
         rate = counts[masks[k]] / steps
-        assert abs(rate.mean() - q[k]) < 0.01 and rate.std() < 2 * np.sqrt(q[k] * (1 - q[k]) / steps)
+        assert abs(rate.mean() - q[k]) < 0.01 and rate.std() < 2 * np.sqrt(
+            q[k] * (1 - q[k]) / steps
+        )
     # a model whose schedule ended draws nothing
-    _, valid2 = sampler.poisson(q, np.array([steps, 5, steps]), 0, 10)
+    _, valid2 = sampler.poisson(q, np.array([steps, 5, steps]), 0, 10).dense()
     assert not valid2[5:, 1].any() and valid2[:5, 1].any()
+    # a model's batches depend on its own seed only: the same when sampled alone
+    alone = BatchSampler([np.flatnonzero(masks[1])], model_seeds(0, K)[1:2], B)
+    i1, v1 = alone.poisson(q[1:2], np.array([steps]), 0, steps).dense()
+    for t in range(steps):
+        np.testing.assert_array_equal(i1[t, 0][v1[t, 0]], idx[t, 1][valid[t, 1]])
 
 
 def test_dp_models_do_not_depend_on_threads_chunks_or_shards(data, monkeypatch):
@@ -349,7 +378,9 @@ def test_dp_models_do_not_depend_on_threads_chunks_or_shards(data, monkeypatch):
     canaries = np.random.default_rng(1).random((4, 50)) < 0.5
 
     def run(sl, **extra):
-        return train_ensemble(X, y, masks[sl], seeds=seeds[sl], canaries=canaries[sl], **kw, **extra)
+        return train_ensemble(
+            X, y, masks[sl], seeds=seeds[sl], canaries=canaries[sl], **kw, **extra
+        )
 
     whole = run(slice(0, 4))
     shards = [run(slice(0, 2)), run(slice(2, 4))]
@@ -365,24 +396,41 @@ def test_dp_models_do_not_depend_on_threads_chunks_or_shards(data, monkeypatch):
         for a, b in zip(whole.weights, other.weights, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     for i, w in enumerate(whole.weights):
-        torch.testing.assert_close(w, torch.cat([sh.weights[i] for sh in shards]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            w, torch.cat([sh.weights[i] for sh in shards]), rtol=1e-5, atol=1e-6
+        )
     np.testing.assert_allclose(whole.canary_scores, np.concatenate([sh.canary_scores for sh in shards]),
                                rtol=1e-5, atol=1e-5)  # fmt: skip
     assert whole.epsilon == [e for sh in shards for e in sh.epsilon]
 
 
-def test_model_noise_rows_are_standard_normal_and_thread_independent():
+@pytest.mark.parametrize("compiled", [True, False])
+def test_model_noise_rows_are_standard_normal_and_thread_independent(compiled):
+    from fairleak.train import native
     from fairleak.train.dp import ModelNoise
 
-    a, b = ModelNoise(8, [3000, 97], range(8)), ModelNoise(8, [3000, 97], range(8))
-    b.threaded = not a.threaded
-    a.fill()
-    b.fill()
-    assert torch.equal(a.buf, b.buf)
-    assert abs(a.buf.mean().item()) < 0.02 and abs(a.buf.std().item() - 1) < 0.02
-    c = ModelNoise(8, [3000, 5], range(8))  # the first segment does not depend on the second
-    c.fill()
-    assert torch.equal(c.buf[:, :3000], a.buf[:, :3000])
+    if compiled and not native.available():
+        pytest.skip("no C compiler: torch's generators only")
+
+    def rows(K, widths, threads=None):
+        old = torch.get_num_threads()
+        try:
+            torch.set_num_threads(threads or old)
+            noise = ModelNoise(K, widths, range(K), compiled=compiled)
+            if not compiled and threads == 1:
+                noise.threaded = False
+            noise.fill()
+            return torch.cat([noise.first(), noise.buf[:, widths[0] :]], 1).clone()
+        finally:
+            torch.set_num_threads(old)
+
+    a, b = rows(8, [3000, 97]), rows(8, [3000, 97], threads=1)
+    assert torch.equal(a, b)
+    assert abs(a.mean().item()) < 0.02 and abs(a.std().item() - 1) < 0.02
+    c = rows(8, [3000, 5])  # the first segment does not depend on the second
+    assert torch.equal(c[:, :3000], a[:, :3000])
+    assert torch.equal(rows(3, [3000, 97]), a[:3])  # nor a model's row on the others
+
 
 def test_joint_accounting_of_releases_from_one_batch_matches_opacus():
     """Every release computed from one Poisson batch is one subsampled Gaussian with
@@ -396,7 +444,9 @@ def test_joint_accounting_of_releases_from_one_batch_matches_opacus():
     prv.history = [((1.0**-2 + 1.0**-2) ** -0.5, q, T)]
     joint = prv.get_epsilon(delta=d)
     assert joint == pytest.approx(4.81, abs=0.01)
-    assert compute_epsilon([((1.0**-2 + 1.0**-2) ** -0.5, q, T)], d, "rdp") == pytest.approx(5.61, abs=0.01)
+    assert compute_epsilon([((1.0**-2 + 1.0**-2) ** -0.5, q, T)], d, "rdp") == pytest.approx(
+        5.61, abs=0.01
+    )
     separate = compute_epsilon([(1.0, q, T), (1.0, q, T)], d, "rdp")  # what was reported before
     assert separate == pytest.approx(3.10, abs=0.01) and joint > separate + 1.5
     assert joint_noise_multiplier([1.0, 1.0]) == pytest.approx(2**-0.5)
@@ -427,7 +477,9 @@ def test_dp_sgd_s_and_fairness_sign_epsilon_is_the_joint_mechanism(data, account
 def test_target_epsilon_is_met_jointly(data):
     X, y, groups = data
     dp = DPConfig(target_epsilon=3.0, group_clipping=True, norm_noise_multiplier=5.0)
-    ens = train_ensemble(X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp)
+    ens = train_ensemble(
+        X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp
+    )
     assert 2.85 <= ens.epsilon[0] <= 3.0 + 1e-6
     with pytest.raises(ParameterError, match="the other releases of each step"):
         train_ensemble(X, y, _masks(len(y), 1), config=TrainConfig(hidden=(8,), epochs=2), groups=groups,
@@ -445,12 +497,17 @@ def test_released_models_noise_is_not_replayable_and_simulation_is(data):
     a, b = (FairleakClassifier(**kw).fit(X, y) for _ in range(2))
     assert not np.allclose(a.predict_proba(X), b.predict_proba(X))
     assert "secure" in a.ensemble_.privacy["noise"]
-    assert "preprocessing" in a.privacy_["does_not_cover"] and "gradient step" in a.privacy_["covers"]
+    assert (
+        "preprocessing" in a.privacy_["does_not_cover"] and "gradient step" in a.privacy_["covers"]
+    )
     c, d = (FairleakClassifier(**kw, noise="reproducible").fit(X, y) for _ in range(2))
     np.testing.assert_array_equal(c.predict_proba(X), d.predict_proba(X))
     assert "not a DP release" in c.ensemble_.privacy["noise"]
     # without DP, random_state alone fixes everything
-    e, f = (FairleakClassifier(hidden_layer_sizes=(8,), epochs=2, random_state=4).fit(X, y) for _ in range(2))
+    e, f = (
+        FairleakClassifier(hidden_layer_sizes=(8,), epochs=2, random_state=4).fit(X, y)
+        for _ in range(2)
+    )
     np.testing.assert_array_equal(e.predict_proba(X), f.predict_proba(X))
     assert e.privacy_ is None and e.epsilon_ is None
 
@@ -489,13 +546,17 @@ def test_dp_sgd_s_bounds_adapt_with_a_separate_norm_bound_and_pool_small_groups(
     assert upper[1] == pytest.approx(r / r1, rel=1e-5)
     strict = bounds(tau=1.5)  # C_est = 3: group 1's norms 4 are estimated as 3
     r_s = (50 * 1.0 + 50 * 3.0 + 2 * 3.0) / 102
-    assert strict[0] == pytest.approx(1.5) and strict[1] == pytest.approx(max(1 / 1.5, r_s / 3.0), rel=1e-5)
+    assert strict[0] == pytest.approx(1.5) and strict[1] == pytest.approx(
+        max(1 / 1.5, r_s / 3.0), rel=1e-5
+    )
 
 
 def test_dp_sgd_s_records_its_bounds_during_training(data):
     X, y, groups = data
     dp = DPConfig(noise_multiplier=1.0, group_clipping=True, tau=2.0, noise="reproducible")
-    ens = train_ensemble(X, y, _masks(len(y), 2), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp)
+    ens = train_ensemble(
+        X, y, _masks(len(y), 2), config=TrainConfig(hidden=(8,), epochs=2), groups=groups, dp=dp
+    )
     tr = ens.clip_trace
     assert tr.shape[1:] == (2, 2) and len(tr) == 2 * int(np.ceil(_masks(len(y), 2)[0].sum() / 256))
     assert (tr >= 0.5 - 1e-6).all() and (tr <= 2.0 + 1e-6).all()
@@ -520,3 +581,34 @@ def test_gradient_canaries_go_through_the_mechanism(data):
         assert out.std() == pytest.approx(sigma * np.sqrt(T), rel=0.08)
     with pytest.raises(ParameterError, match="'canaries' parameter audits DP-SGD"):
         train_ensemble(X, y, masks, config=TrainConfig(hidden=(4,), epochs=1), canaries=canaries)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_dp_step_adds_gaussian_noise_of_sigma_c_over_expected_batch(data, compiled, monkeypatch):
+    """One SGD step of DP-SGD moves every weight by -lr (clipped sum + sigma C z) / (q n): with a
+    large sigma the move is the noise, whose standard deviation must be lr sigma C / (q n) in
+    every parameter tensor (with the compiled generator's fused update and with torch's)."""
+    from fairleak.train import native
+
+    if compiled and not native.available():
+        pytest.skip("no C compiler: torch's generators only")
+    if not compiled:
+        monkeypatch.setenv("FAIRLEAK_NATIVE", "0")
+    X, y, _ = data
+    K, B, lr, sigma, C = 4, 200, 0.1, 1e4, 0.5  # the gradient moves a weight by lr C a step at most
+    masks = _masks(len(y), K, frac=1.0)
+    cfg = TrainConfig(hidden=(64,), optimizer="sgd", lr=lr, epochs=1, batch_size=B)
+    dp = DPConfig(noise_multiplier=sigma, max_grad_norm=C, noise="reproducible")
+    before = train_ensemble(
+        X, y, masks, config=cfg.model_copy(update={"lr": 0.0}), dp=dp, seed=1
+    )  # the init
+    after = train_ensemble(X, y, masks, config=cfg, dp=dp, seed=1)
+    steps = int(np.ceil(len(y) / B))
+    sd = lr * sigma * C / B * np.sqrt(steps)  # q n = B; independent steps add up
+    for w0, w1 in zip(
+        [*before.weights, *before.biases], [*after.weights, *after.biases], strict=True
+    ):
+        move = (w1 - w0).double().numpy().ravel()
+        if move.size >= 200:  # sample sd within 4.5 standard errors
+            assert move.std() == pytest.approx(sd, rel=0.1 if move.size > 400 else 0.2)
+            assert abs(move.mean()) < 5 * sd / np.sqrt(move.size)

@@ -62,17 +62,31 @@ def test_dense_data_and_linear_models_take_the_dense_path(onehot):
     [((16,), "relu"), ((16,), "tanh"), ((16,), "sigmoid"), ((16,), "elu"), ((16, 8), "relu")],
 )
 @pytest.mark.parametrize("private", [False, True])
-def test_sparse_path_trains_the_models_the_dense_path_trains(onehot, monkeypatch, private, hidden, activation):
-    """Same seeds, same maths: the sparse first layer differs from the dense path only by
-    float32 rounding (sums in another order), which a short training keeps at the level of
-    rounding, for every activation and depth; under DP through per-sample norms and DP-SGD-S's
-    clipping factors (which the weight-gradient kernel applies) too."""
+def test_sparse_path_trains_the_models_the_dense_path_trains(
+    onehot, monkeypatch, private, hidden, activation
+):
+    """Same seeds, same maths: the compiled model-side kernels (sparse first layer, fused last
+    hidden backward with its norms) differ from the dense eager kernels only by float32
+    rounding (sums in another order), which a short training keeps at the level of rounding, for
+    every activation and depth; under DP through per-sample norms and DP-SGD-S's clipping
+    factors (which the weight-gradient kernel applies) too, with the same (compiled) noise and
+    sampling streams. Without DP, the whole fall-back (FAIRLEAK_NATIVE=0) trains the same models."""
+    from fairleak.train import trainer as trainer_mod
+
     X, y, groups = onehot
     masks = np.random.default_rng(2).random((3, len(y))) < 0.6
     cfg = TrainConfig(hidden=hidden, activation=activation, epochs=2, batch_size=64, lr=0.01)
-    dp = DPConfig(noise_multiplier=1.0, noise="reproducible", group_clipping=True) if private else None
+    dp = (
+        DPConfig(noise_multiplier=1.0, noise="reproducible", group_clipping=True)
+        if private
+        else None
+    )
     sparse = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp, groups=groups)
-    monkeypatch.setenv("FAIRLEAK_NATIVE", "0")
+    if private:  # the eager kernels, the compiled generators
+        monkeypatch.setattr(trainer_mod, "sparse_rows", lambda *a, **k: None)
+        monkeypatch.setattr(native, "HIDDEN_BACKWARD_ACTS", {})
+    else:
+        monkeypatch.setenv("FAIRLEAK_NATIVE", "0")
     dense = train_ensemble(X, y, masks, config=cfg, seed=3, dp=dp, groups=groups)
     for a, b in zip(sparse.weights, dense.weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
@@ -146,7 +160,118 @@ def test_a_failing_compiler_warns_once_and_training_falls_back(onehot, monkeypat
     cc.chmod(0o755)
     _reset(monkeypatch, tmp_path, cc)
     cfg = TrainConfig(hidden=(8,), epochs=5, batch_size=50, lr=0.01)
-    with pytest.warns(RuntimeWarning, match="compiled sparse kernels are unavailable.*internal compiler error"):
+    with pytest.warns(
+        RuntimeWarning, match="compiled kernels are unavailable.*internal compiler error"
+    ):
         ens = train_ensemble(X, y, np.ones((2, len(y)), dtype=bool), config=cfg, seed=0)
     assert "internal compiler error" in native.status()
     assert ((ens.predict_proba(X)[..., 1] > 0.5) == y).mean() > 0.6
+
+
+# ---------------------------------------------------------------- counter-based DP noise
+
+
+@needs_cc
+def test_philox_matches_random123_known_answers():
+    """Random123's tests/kat_vectors, the three ``philox4x32 10`` lines (counter, key, result)."""
+    cases = [
+        ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+        ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+        (
+            [0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344],
+            [0xA4093822, 0x299F31D0],
+            [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1],
+        ),
+    ]
+    for ctr, key, want in cases:
+        assert native.philox4x32_10(np.array(ctr), np.array(key)).tolist() == want
+
+
+@needs_cc
+def test_compiled_noise_is_standard_normal_and_independent():
+    """DP's guarantee assumes N(0, 1) draws, independent across coordinates, steps and models:
+    moments, a Kolmogorov-Smirnov test on 2 million draws, the tail mass beyond 4 sigma, and
+    no correlation between models, steps or segments."""
+    from scipy import stats
+
+    keys = np.random.default_rng(0).integers(0, 2**63, 4, dtype=np.uint64)
+    out = torch.empty(4, 500_000)
+    native.normal_fill(keys, 11, out, [(0, 500_000, 0)])
+    z = out.double().numpy()
+    flat = z.ravel()
+    assert abs(flat.mean()) < 5 / np.sqrt(flat.size) and abs(flat.var() - 1) < 5 * np.sqrt(
+        2 / flat.size
+    )
+    assert abs(stats.skew(flat)) < 0.01 and abs(stats.kurtosis(flat)) < 0.02
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    tail, expect = (np.abs(flat) > 4).sum(), flat.size * 2 * stats.norm.sf(4)
+    assert abs(tail - expect) < 5 * np.sqrt(expect)
+    other_step, other_seg = torch.empty(4, 500_000), torch.empty(4, 500_000)
+    native.normal_fill(keys, 12, other_step, [(0, 500_000, 0)])
+    native.normal_fill(keys, 11, other_seg, [(0, 500_000, 1)])
+    bound = 5 / np.sqrt(500_000)
+    for a, b in [(z[0], z[1]), (z[0], other_step[0].double().numpy()), (z[0], other_seg[0].double().numpy()),
+                 (z[0, :-1], z[0, 1:])]:  # fmt: skip
+        assert abs(np.corrcoef(a, b)[0, 1]) < bound
+
+
+@needs_cc
+def test_compiled_noise_depends_on_key_step_and_segment_only():
+    """Sharding invariance and determinism: a row's draws are the same whatever the other rows,
+    the row's position, the thread count or the segment's place in the row."""
+    keys = np.array([3, 2**40 + 7, 2**63 + 1], dtype=np.uint64)
+    a = torch.empty(3, 1000)
+    native.normal_fill(keys, 5, a, [(0, 600, 0), (600, 400, 1)])
+    b = torch.empty(1, 1300)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        native.normal_fill(keys[1:2], 5, b, [(0, 400, 1), (700, 600, 0)])
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(a[1, :600], b[0, 700:]) and torch.equal(a[1, 600:], b[0, :400])
+    c = torch.empty(3, 1000)
+    native.normal_fill(keys, 6, c, [(0, 600, 0), (600, 400, 1)])
+    assert not torch.isclose(a, c).any()
+
+
+@needs_cc
+def test_noise_add_is_the_drawn_noise_added_in_place():
+    """The fused update draws exactly the gradient segment's normals, laid over the gradient
+    tensors end to end (pieces that split a tile of draws anywhere), and computes
+    (g + scale z) / divisor."""
+    K = 3
+    grads = [torch.randn(K, 37, 13), torch.randn(K, 13, 2), torch.randn(K, 13), torch.randn(K, 2)]
+    P = sum(g[0].numel() for g in grads)
+    keys = np.array([11, 12, 13], dtype=np.uint64)
+    z = torch.empty(K, P)
+    native.normal_fill(keys, 4, z, [(0, P, 0)])
+    scale, div = torch.tensor([0.5, 1.0, 2.0]), torch.tensor([10.0, 20.0, 30.0])
+    want, off = [], 0
+    for g in grads:
+        n = g[0].numel()
+        shape = (K,) + (1,) * (g.ndim - 1)
+        want.append((g + z[:, off : off + n].view(g.shape) * scale.view(shape)) / div.view(shape))
+        off += n
+    native.noise_add(keys, 4, 0, grads, scale, div)
+    for g, w in zip(grads, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-7)
+
+
+@needs_cc
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid", "elu"])
+def test_hidden_backward_equals_torch(act):
+    """The fused last-hidden-layer backward: torch's product and activation backward, and the
+    per-sample squared norms of the result and of the activations."""
+    from fairleak.train.kernels import ACTIVATIONS, sq_norm
+
+    k, M, H = 3, 17, 24
+    z = torch.randn(k, M, H) * 2
+    h = ACTIVATIONS[act].forward_(z.clone())
+    d, wd = torch.randn(k, M), torch.randn(k, H)
+    want = ACTIVATIONS[act].backward_(d.unsqueeze(-1) * wd.unsqueeze(1), z, h)
+    dz, dz_sq, h_sq = torch.empty(k, M, H), torch.empty(k, M), torch.empty(k, M)
+    native.hidden_backward(d, wd, h, act, dz, dz_sq, h_sq)
+    torch.testing.assert_close(dz, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(dz_sq, sq_norm(want), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h_sq, sq_norm(h), rtol=1e-5, atol=1e-6)

@@ -68,7 +68,9 @@ def _epsilon(history: tuple[tuple[float, float, int], ...], delta: float, accoun
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
         # PRV of a mechanism without subsampling (sample_rate 1, the one-off count release)
         # evaluates log(1 - q) = -inf on a branch it does not take: harmless.
-        warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message="divide by zero encountered in log", category=RuntimeWarning
+        )
         return float(acc.get_epsilon(delta=delta))
 
 
@@ -104,7 +106,9 @@ def _noise_multiplier(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
             # PRV at sample_rate 1 (batches as large as the data): the same harmless log(0) as above
-            warnings.filterwarnings("ignore", message="divide by zero encountered in log", category=RuntimeWarning)
+            warnings.filterwarnings(
+                "ignore", message="divide by zero encountered in log", category=RuntimeWarning
+            )
             return float(
                 get_noise_multiplier(
                     target_epsilon=target_epsilon,
@@ -205,25 +209,48 @@ _POOL_SIZE = 4  # threads that fill models' rows; the numbers do not depend on i
 
 class ModelNoise:
     """Every standard normal a DP step needs, one row per model: ``buf`` [K, W], model k's row
-    filled from model k's own generator (seeded from its own private seed).
+    drawn from model k's own stream (keyed by its own private seed).
 
     Why per model: a model's noise then depends on its own stream only, so any split of the
     models into chunks, shards, threads or machines gives the same models (the sharding
-    invariance a distributed backend needs). Why one row: each model takes one ``normal_`` call
-    a step for everything (gradient noise laid out like its parameters, then the other
-    mechanisms' draws), and models are spread over a small thread pool (torch's CPU ``normal_``
-    runs on one thread, ~3.4 ns a draw; the op releases the GIL). Drawing the next step's noise
-    in the background during this step's compute was measured: slower, the threads contend with
-    the compute's own.
+    invariance a distributed backend needs). The row holds the gradient noise laid out like the
+    model's parameters, then the other mechanisms' draws, in segments with streams of their own,
+    so that a segment's draws do not depend on the others.
+
+    Two generators, the same distribution: where the compiled kernels build (see
+    :mod:`fairleak.train.native`), counter-based Philox4x32-10 under the model's 64-bit key with
+    (block, step, segment) as the counter, vectorised and threaded over models (~1 ns a draw);
+    otherwise one torch generator per model and segment (torch's CPU ``normal_``, ~2.6 ns a draw
+    on one thread; the op releases the GIL, so models are spread over a small thread pool).
+    Drawing the next step's noise in the background during this step's compute was measured:
+    slower, the threads contend with the compute's own.
     """
 
-    def __init__(self, n_models: int, widths: Sequence[int], seeds: Sequence[int]) -> None:
-        """``widths``: the row's segments, each with its own generator (seeded from the model's
-        seed and the segment's position), so that a segment's draws do not depend on the others
-        (DP-SGD-S with one group draws exactly DP-SGD's gradient noise)."""
+    def __init__(
+        self,
+        n_models: int,
+        widths: Sequence[int],
+        seeds: Sequence[int],
+        *,
+        compiled: bool | None = None,
+    ) -> None:
+        """``widths``: the row's segments (DP-SGD-S with one group draws exactly DP-SGD's
+        gradient noise). ``compiled``: use the counter-based generator (default: where it
+        builds)."""
+        from fairleak.train import native
+
         self.buf = torch.empty(n_models, int(sum(widths)))
         ends = np.cumsum([0, *widths])
         self.segments = [(int(a), int(b)) for a, b in itertools.pairwise(ends)]
+        self.compiled = native.available() if compiled is None else compiled
+        self.step = -1  # the step being drawn (fill() moves to the next)
+        if self.compiled:
+            self._native = native
+            self.keys = np.array(
+                [np.random.SeedSequence(int(s)).generate_state(1, np.uint64)[0] for s in seeds],
+                dtype=np.uint64,
+            )
+            return
         self.gens = [
             [torch.Generator().manual_seed(int(c.generate_state(1, np.uint64)[0]))
              for c in np.random.SeedSequence(int(s)).spawn(len(self.segments))]
@@ -243,7 +270,15 @@ class ModelNoise:
                     row[a:b].normal_(generator=gen)
 
     def fill(self) -> None:
+        """Draw the next step's normals into ``buf``; with the compiled generator, all but the
+        first segment (the gradient noise, which :meth:`add_first` draws into the gradient)."""
         global _noise_pool
+        if self.compiled:
+            self.step += 1
+            segs = [(a, b - a, i) for i, (a, b) in enumerate(self.segments) if i > 0 and b > a]
+            if segs:
+                self._native.normal_fill(self.keys, self.step, self.buf, segs)
+            return
         if not self.threaded:
             self._fill_block(np.arange(len(self.gens)))
             return
@@ -253,3 +288,26 @@ class ModelNoise:
             self._fill_block(self.blocks[0])
             return
         list(_noise_pool.map(self._fill_block, self.blocks))
+
+    def first(self) -> torch.Tensor:
+        """The first segment of this step's rows, [K, width] (drawn now on the compiled path)."""
+        a, b = self.segments[0]
+        if self.compiled:
+            self._native.normal_fill(self.keys, self.step, self.buf, [(a, b - a, 0)])
+        return self.buf[:, a:b]
+
+    def add_first(
+        self, grads: Sequence[torch.Tensor], scale: torch.Tensor, divisor: torch.Tensor
+    ) -> None:
+        """``g = (g + scale[k] z) / divisor[k]`` for each model k, z this step's first segment
+        laid over the model's part of ``grads`` (each [K, ...], end to end; their sizes sum to
+        the segment's width). The compiled path draws z inside the update, never storing it."""
+        if self.compiled:
+            self._native.noise_add(self.keys, self.step, 0, list(grads), scale, divisor)
+            return
+        z = self.buf[:, self.segments[0][0] :]
+        for g in grads:
+            shape = (g.shape[0],) + (1,) * (g.ndim - 1)
+            n = g[0].numel()
+            g.addcmul_(z[:, :n].view(g.shape), scale.view(shape)).div_(divisor.view(shape))
+            z = z[:, n:]
