@@ -460,6 +460,9 @@ class _Trainer:
             "accountant": self.dp.accountant,
             "noise": "secure: OS entropy, never stored" if self.secure
             else "reproducible from the seeds: a simulation, not a DP release",
+            "generator": "Philox4x32-10 per model key (compiled): Box-Muller noise, geometric "
+            "Poisson gaps" if self.noise_compiled else "torch's Mersenne Twister per model "
+            "(noise), numpy's PCG64 per model (Poisson sampling)",
             "covers": "each model's training rows: every gradient step (Poisson sampling, clipping, "
             "noise) and every other release listed here",
             "does_not_cover": "preprocessing fitted on private rows, hyperparameter or model "
@@ -625,6 +628,7 @@ class _Trainer:
         P = sum(sizes)  # the gradient noise first, as its own segment
         noise = ModelNoise(self.K, [P, sum(widths) - P],
                            [int(c[1].generate_state(1, np.uint64)[0]) for c in self.private])  # fmt: skip
+        self.noise_compiled = noise.compiled and self.sampler._native_setup()
         parts = torch.split(noise.buf, widths, dim=1)  # the gradient's: drawn in add_first
         clip.bind_noise(parts[len(sizes)])
         for i, t in enumerate(terms):
