@@ -77,6 +77,29 @@ def main() -> None:
         f"{K} models at once: DP epoch / non-private epoch: {t_dpK / t_plainK:.2f}x   (goal <= 1.5x)"
     )
     print(f"{K} models at once vs Opacus one by one: {t_opacus * K / t_dpK:.1f}x faster")
+    noise_draws(K, sum(g.numel() for g in (torch.empty(X.shape[1], 64), torch.empty(64, 2))) + 66)
+
+
+def noise_draws(K: int, P: int, steps: int = 200) -> None:
+    """One step's gradient noise of K models (P parameters each): the compiled counter-based
+    generator vs torch's normal_ with one generator per model (the fall-back path)."""
+    from fairleak.train import native
+    from fairleak.train.dp import ModelNoise
+
+    if not native.available():
+        print(f"noise: compiled generator unavailable ({native.status()})")
+        return
+
+    def run(compiled: bool) -> None:
+        noise = ModelNoise(K, [P, 0], list(range(K)), compiled=compiled)
+        for _ in range(steps):
+            noise.fill()
+            noise.first()
+
+    t_c = timed(lambda: run(True), 3)[0]
+    t_t = timed(lambda: run(False), 3)[0]
+    print(f"noise of {K} models x {P} parameters a step: counter-based compiled {t_c / steps * 1e3:.2f} ms, "
+          f"torch per-model generators {t_t / steps * 1e3:.2f} ms: {t_t / t_c:.1f}x faster")  # fmt: skip
 
 
 if __name__ == "__main__":
