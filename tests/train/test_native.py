@@ -275,3 +275,25 @@ def test_hidden_backward_equals_torch(act):
     torch.testing.assert_close(dz, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(dz_sq, sq_norm(want), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(h_sq, sq_norm(h), rtol=1e-5, atol=1e-6)
+
+
+@needs_cc
+def test_box_muller_matches_double_precision_and_reaches_the_far_tail():
+    """The transform (polynomial log and sincos) equals the textbook formula in double precision
+    to float32 rounding, and u1 has 62 bits: the largest draw is sqrt(-2 ln 2^-62) = 9.27, not
+    the 6.7 of a 32-bit uniform (a truncated Gaussian, whose missing tail a worst-case privacy
+    analysis would charge to delta)."""
+    rng = np.random.default_rng(0)
+    n = 200_000
+    hi, lo, ang = (rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32) for _ in range(3))
+    hi[:3], lo[:3], ang[:3] = [0, 0xFFFFFFFF, 0], [0, 0xFFFFFFFF, 1], [0, 0xFFFFFFFF, 0x80000000]
+    z0, z1 = native.box_muller(hi, lo, ang)
+    u1 = ((hi >> 1).astype(np.float32) * np.float32(2.0**-31)
+          + ((lo >> 1).astype(np.float32) + np.float32(1)) * np.float32(2.0**-62)).astype(np.float64)  # fmt: skip
+    u2 = (ang >> 8).astype(np.float64) * 2.0**-24
+    r = np.sqrt(-2 * np.log(u1))
+    tol = 1e-6 * np.maximum(r, 1)  # a few float32 ulps of the result
+    assert (np.abs(z0 - r * np.cos(2 * np.pi * u2)) <= tol).all()
+    assert (np.abs(z1 - r * np.sin(2 * np.pi * u2)) <= tol).all()
+    assert np.hypot(z0[0], z1[0]) == pytest.approx(np.sqrt(-2 * np.log(2.0**-62)), rel=1e-6)
+    assert z0[0] == pytest.approx(9.27, abs=0.01)  # u1 = 2^-62, angle 0
