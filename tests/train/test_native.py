@@ -297,3 +297,49 @@ def test_box_muller_matches_double_precision_and_reaches_the_far_tail():
     assert (np.abs(z1 - r * np.sin(2 * np.pi * u2)) <= tol).all()
     assert np.hypot(z0[0], z1[0]) == pytest.approx(np.sqrt(-2 * np.log(2.0**-62)), rel=1e-6)
     assert z0[0] == pytest.approx(9.27, abs=0.01)  # u1 = 2^-62, angle 0
+
+
+@needs_cc
+def test_dp_shards_are_bit_identical_whatever_the_padding(onehot):
+    """Poisson batches are padded to the largest batch of the models trained together, so a
+    model's padding differs between the whole set and a shard. The compiled kernels sum in batch
+    order (padding adds exact zeros) and the per-row norms in a fixed lane order, so DP-SGD gives
+    the same bits in any split (torch's batched GEMV for the last layer did not)."""
+    X, y, _ = onehot
+    rng = np.random.default_rng(7)
+    masks = np.zeros((5, len(y)), dtype=bool)  # equal-size subsets (the audit's designs): the
+    for m in masks:  # same schedules, so the same optimiser kernel in every split
+        m[rng.permutation(len(y))[:500]] = True
+    seeds = model_seeds(11, 5)
+    for hidden in [(8,), (24,)]:
+        cfg = TrainConfig(hidden=hidden, epochs=2, batch_size=64, optimizer="sgd", lr=0.05)
+        dp = DPConfig(noise_multiplier=1.0, noise="reproducible")
+        whole = train_ensemble(X, y, masks, config=cfg, seeds=seeds, dp=dp)
+        parts = [train_ensemble(X, y, masks[a:b], config=cfg, seeds=seeds[a:b], dp=dp)
+                 for a, b in [(0, 2), (2, 4), (4, 5)]]  # fmt: skip
+        for i, w in enumerate([*whole.weights, *whole.biases]):
+            assert torch.equal(w, torch.cat([[*p.weights, *p.biases][i] for p in parts])), (hidden, i)
+
+
+@needs_cc
+def test_last_layer_grad_ignores_padding_and_norms_ignore_position():
+    """Padding rows (d = 0) appended to a batch change no bit of the last layer's gradient, and a
+    row's squared norms are the same wherever it sits in memory."""
+    rng = torch.Generator().manual_seed(0)
+    d, h = torch.randn(3, 37, generator=rng), torch.randn(3, 37, 24, generator=rng)
+    gw, gb = torch.empty(3, 24), torch.empty(3)
+    native.last_layer_grad(d, h, gw, gb)
+    dp_, hp = torch.cat([d, torch.zeros(3, 9)], 1), torch.cat([h, torch.randn(3, 9, 24, generator=rng)], 1)
+    gw2, gb2 = torch.empty(3, 24), torch.empty(3)
+    native.last_layer_grad(dp_, hp, gw2, gb2)
+    assert torch.equal(gw, gw2) and torch.equal(gb, gb2)
+    torch.testing.assert_close(gw, torch.einsum("km,kmh->kh", d, h), rtol=1e-5, atol=1e-5)
+    wd = torch.randn(3, 24, generator=rng)
+    out = [torch.empty(3, 37, 24), torch.empty(3, 37), torch.empty(3, 37)]
+    native.hidden_backward(d, wd, h, "tanh", out[0], out[1], out[2])
+    for shift in (1, 3):  # the same rows at other offsets (and alignments) of a larger batch
+        h2 = torch.cat([torch.randn(3, shift, 24, generator=rng), h], 1).contiguous()
+        d2 = torch.cat([torch.randn(3, shift, generator=rng), d], 1).contiguous()
+        o2 = [torch.empty(3, 37 + shift, 24), torch.empty(3, 37 + shift), torch.empty(3, 37 + shift)]
+        native.hidden_backward(d2, wd, h2, "tanh", o2[0], o2[1], o2[2])
+        assert torch.equal(o2[1][:, shift:], out[1]) and torch.equal(o2[2][:, shift:], out[2])

@@ -68,6 +68,8 @@ __all__ = [
     "available",
     "box_muller",
     "hidden_backward",
+    "last_layer_grad",
+    "margin_forward",
     "noise_add",
     "normal_fill",
     "philox4x32_10",
@@ -82,10 +84,11 @@ _SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 
-/* out[k, m, :] = b[k, :] + sum_j vals[k, m, j] * W[k, cols[k, m, j], :] */
+/* out[k, m, :] = b[k, :] + sum_j vals[k, m, j] * W[k, cols[k, m, j], :] (only b on rows whose
+   valid[k, m] is 0: padding, whose outputs no gradient reads; valid may be NULL) */
 void sparse_forward(int64_t K, int64_t M, int64_t J, int64_t D, int64_t H,
                     const int32_t *cols, const float *vals, const float *W, const float *b,
-                    float *out, int threads) {
+                    float *out, int threads, const float *valid) {
     #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
     for (int64_t k = 0; k < K; k++) {
         for (int64_t m = 0; m < M; m++) {
@@ -94,6 +97,7 @@ void sparse_forward(int64_t K, int64_t M, int64_t J, int64_t D, int64_t H,
             const float *v = vals + (k * M + m) * J;
             float *o = out + (k * M + m) * H;
             memcpy(o, b + k * H, H * sizeof(float));
+            if (valid && valid[k * M + m] == 0.0f) continue;  /* padding: the bias, no products */
             for (int64_t j = 0; j < J; j++) {
                 const float vj = v[j];
                 if (vj == 0.0f) continue;
@@ -361,9 +365,9 @@ static inline double fl_log_d(double x) {
 }
 
 /* Pass 1, per model k: the positions of its inclusions in a block of T steps laid end to end
-   (n rows a step, L = t_k n positions; t_k <= T steps left in its schedule), as the partial sums
-   of iid Geometric(q) gaps, 1 + floor(ln u / ln(1 - q)) with u in (0, 1] of 53 bits from
-   Philox4x32-10 under the model's key, counters (draw / 2, start lo, start hi, 0x706f6973).
+   (n rows a step, t_k <= T steps left in its schedule); in each step, the partial sums of iid
+   Geometric(q) gaps, 1 + floor(ln u / ln(1 - q)) with u in (0, 1] of 53 bits from
+   Philox4x32-10 under the model's key, counters (draw / 2, step lo, step hi, 0x706f6973).
    Writes pos[k, :npos[k]] (ascending) and counts[k, t] (inclusions per step); npos[k] = -1 when
    more than cap were drawn (the caller retries with a larger cap: the draws are the same). */
 void poisson_positions(int64_t K, int64_t T, const uint64_t *keys, const int64_t *n_rows,
@@ -386,25 +390,31 @@ void poisson_positions(int64_t K, int64_t T, const uint64_t *keys, const int64_t
         }
         const double inv = 1.0 / log1p(-q[k]);
         const uint32_t k0 = (uint32_t)keys[k], k1 = (uint32_t)(keys[k] >> 32);
-        int64_t p = -1, st = 0, next = n;   /* current position, its step, the step's end */
-        int over = 0;
-        for (uint32_t blk = 0; !over; blk++) {
-            fl_philox_tile(blk * FL_TILE, (uint32_t)start, (uint32_t)(start >> 32), 0x706f6973u,
-                           k0, k1, x0, x1, x2, x3);
-            for (int i = 0; i < FL_TILE; i++) {
-                uint64_t va = ((uint64_t)x0[i] << 21) ^ (x1[i] >> 11);
-                uint64_t vb = ((uint64_t)x2[i] << 21) ^ (x3[i] >> 11);
-                double ua = ((double)(int64_t)va + 1.0) * 0x1p-53, ub = ((double)(int64_t)vb + 1.0) * 0x1p-53;
-                gap[2 * i] = 1 + (int64_t)(fl_log_d(ua) * inv);
-                gap[2 * i + 1] = 1 + (int64_t)(fl_log_d(ub) * inv);
-            }
-            for (int i = 0; i < 2 * FL_TILE; i++) {
-                p += gap[i];
-                if (p >= L) { over = 1; break; }
-                while (p >= next) { st++; next += n; }
-                if (c == cap) { c = -1; over = 1; break; }
-                pk[c++] = p;
-                ck[st]++;
+        /* each step afresh (the gaps are memoryless), its counters keyed by its own index: a
+           model's batches do not depend on how steps are grouped into blocks, which depends on
+           the other models trained with it */
+        for (int64_t t = 0; t < t_left[k] && c >= 0; t++) {
+            const uint64_t step = start + (uint64_t)t;
+            int64_t p = -1;
+            int over = 0;
+            for (uint32_t blk = 0; !over; blk++) {
+                fl_philox_tile(blk * FL_TILE, (uint32_t)step, (uint32_t)(step >> 32), 0x706f6973u,
+                               k0, k1, x0, x1, x2, x3);
+                for (int i = 0; i < FL_TILE; i++) {
+                    uint64_t va = ((uint64_t)x0[i] << 21) ^ (x1[i] >> 11);
+                    uint64_t vb = ((uint64_t)x2[i] << 21) ^ (x3[i] >> 11);
+                    double ua = ((double)(int64_t)va + 1.0) * 0x1p-53;
+                    double ub = ((double)(int64_t)vb + 1.0) * 0x1p-53;
+                    gap[2 * i] = 1 + (int64_t)(fl_log_d(ua) * inv);
+                    gap[2 * i + 1] = 1 + (int64_t)(fl_log_d(ub) * inv);
+                }
+                for (int i = 0; i < 2 * FL_TILE; i++) {
+                    p += gap[i];
+                    if (p >= n) { over = 1; break; }
+                    if (c == cap) { c = -1; over = 1; break; }
+                    pk[c++] = t * n + p;
+                    ck[t]++;
+                }
             }
         }
         npos[k] = c;
@@ -436,6 +446,30 @@ void poisson_scatter(int64_t K, const int64_t *pos, const int64_t *npos, int64_t
    dz[k, m, :] = (d[k, m] wd[k, :]) act'(h[k, m, :]) with act' from the activation's output h
    (act 0 relu: h > 0; 1 tanh: 1 - h^2; 2 sigmoid: (1 - h) h; 3 elu: h > 0 ? 1 : h + 1);
    when dz_sq / h_sq are not NULL, also sum_j dz[k, m, j]^2 and sum_j h[k, m, j]^2 */
+/* The per-row squared norms are summed in a fixed order: lane l = j mod 16 accumulates its
+   elements in turn, then the lanes are added pairwise (8, 4, 2, 1 apart), so the bits do not
+   depend on alignment, vector width or threads (an "omp simd reduction" may peel for alignment,
+   which differs between a model's rows in a whole set and in a shard). */
+#define FL_HB_LOOP(DERIV)                                                                     \
+    for (; j + 16 <= H; j += 16) {                                                            \
+        _Pragma("omp simd")                                                                   \
+        for (int l = 0; l < 16; l++) {                                                        \
+            const float x = hr[j + l], v = DERIV;                                             \
+            o[j + l] = v; az[l] += v * v; ah[l] += x * x;                                     \
+        }                                                                                     \
+    }                                                                                         \
+    for (int l = 0; j + l < H; l++) {                                                         \
+        const float x = hr[j + l], v = DERIV;                                                 \
+        o[j + l] = v; az[l] += v * v; ah[l] += x * x;                                         \
+    }
+
+#define FL_HB_PLAIN(DERIV)                                                                    \
+    _Pragma("omp simd")                                                                       \
+    for (j = 0; j < H; j++) {                                                                 \
+        const float x = hr[j];                                                                \
+        o[j] = DERIV;                                                                         \
+    }
+
 void hidden_backward(int64_t K, int64_t M, int64_t H, const float *d, const float *wd,
                      const float *h, int act, float *dz, float *dz_sq, float *h_sq, int threads) {
     #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
@@ -444,35 +478,83 @@ void hidden_backward(int64_t K, int64_t M, int64_t H, const float *d, const floa
             const float *hr = h + (k * M + m) * H, *w = wd + k * H;
             float *o = dz + (k * M + m) * H;
             const float dm = d[k * M + m];
-            float sz = 0.0f, sh = 0.0f;
+            float az[16] = {0.0f}, ah[16] = {0.0f};
+            int64_t j = 0;
+            if (!dz_sq && !h_sq) {  /* no norms wanted (non-private training) */
+                if (act == 0) {
+                    FL_HB_PLAIN(x > 0.0f ? dm * w[j] : 0.0f)
+                } else if (act == 1) {
+                    FL_HB_PLAIN((dm * w[j]) * (1.0f - x * x))
+                } else if (act == 2) {
+                    FL_HB_PLAIN((dm * w[j]) * ((1.0f - x) * x))
+                } else {
+                    FL_HB_PLAIN((dm * w[j]) * (x > 0.0f ? 1.0f : x + 1.0f))
+                }
+                continue;
+            }
             if (act == 0) {
-                #pragma omp simd reduction(+:sz, sh)
-                for (int64_t j = 0; j < H; j++) {
-                    const float v = hr[j] > 0.0f ? dm * w[j] : 0.0f;
-                    o[j] = v; sz += v * v; sh += hr[j] * hr[j];
-                }
+                FL_HB_LOOP(x > 0.0f ? dm * w[j + l] : 0.0f)
             } else if (act == 1) {
-                #pragma omp simd reduction(+:sz, sh)
-                for (int64_t j = 0; j < H; j++) {
-                    const float v = (dm * w[j]) * (1.0f - hr[j] * hr[j]);
-                    o[j] = v; sz += v * v; sh += hr[j] * hr[j];
-                }
+                FL_HB_LOOP((dm * w[j + l]) * (1.0f - x * x))
             } else if (act == 2) {
-                #pragma omp simd reduction(+:sz, sh)
-                for (int64_t j = 0; j < H; j++) {
-                    const float v = (dm * w[j]) * ((1.0f - hr[j]) * hr[j]);
-                    o[j] = v; sz += v * v; sh += hr[j] * hr[j];
-                }
+                FL_HB_LOOP((dm * w[j + l]) * ((1.0f - x) * x))
             } else {
-                #pragma omp simd reduction(+:sz, sh)
-                for (int64_t j = 0; j < H; j++) {
-                    const float v = (dm * w[j]) * (hr[j] > 0.0f ? 1.0f : hr[j] + 1.0f);
-                    o[j] = v; sz += v * v; sh += hr[j] * hr[j];
+                FL_HB_LOOP((dm * w[j + l]) * (x > 0.0f ? 1.0f : x + 1.0f))
+            }
+            for (int half = 8; half > 0; half >>= 1) {
+                for (int l = 0; l < half; l++) {
+                    az[l] += az[l + half];
+                    ah[l] += ah[l + half];
                 }
             }
-            if (dz_sq) dz_sq[k * M + m] = sz;
-            if (h_sq) h_sq[k * M + m] = sh;
+            if (dz_sq) dz_sq[k * M + m] = az[0];
+            if (h_sq) h_sq[k * M + m] = ah[0];
         }
+    }
+}
+
+/* The margin z1 - z0 of every row: out[k, m] = bd[k] + sum_j wd[k, j] h[k, m, j], the sum in a
+   fixed lane order (lane l = j mod 16, then pairwise), so that a row's margin does not depend on
+   how many rows its batch was padded to (a batched GEMV's blocking does) */
+void margin_forward(int64_t K, int64_t M, int64_t H, const float *h, const float *wd,
+                    const float *bd, float *out, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+    for (int64_t k = 0; k < K; k++) {
+        for (int64_t m = 0; m < M; m++) {
+            const float *hr = h + (k * M + m) * H, *w = wd + k * H;
+            float acc[16] = {0.0f};
+            int64_t j = 0;
+            for (; j + 16 <= H; j += 16) {
+                #pragma omp simd
+                for (int l = 0; l < 16; l++) acc[l] += w[j + l] * hr[j + l];
+            }
+            for (int l = 0; j + l < H; l++) acc[l] += w[j + l] * hr[j + l];
+            for (int half = 8; half > 0; half >>= 1)
+                for (int l = 0; l < half; l++) acc[l] += acc[l + half];
+            out[k * M + m] = bd[k] + acc[0];
+        }
+    }
+}
+
+/* The last layer's margin-weight and bias gradients: gw[k, :] = sum_m d[k, m] h[k, m, :] and
+   gb[k] = sum_m d[k, m], summed over m in order: padding rows (d = 0) at the end of a batch add
+   exact zeros, so a model's sums do not depend on how wide its set's batches were padded (a
+   GEMV's blocking does: shards and the whole set would round differently) */
+void last_layer_grad(int64_t K, int64_t M, int64_t H, const float *d, const float *h, float *gw,
+                     float *gb, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t k = 0; k < K; k++) {
+        float *o = gw + k * H, s = 0.0f;
+        memset(o, 0, (size_t)H * sizeof(float));
+        for (int64_t m = 0; m < M; m++) {
+            const float dm = d[k * M + m];
+            const float *hr = h + (k * M + m) * H;
+            s += dm;
+            if (dm == 0.0f) continue;
+            #pragma omp simd
+            for (int64_t j = 0; j < H; j++) o[j] += dm * hr[j];
+        }
+        gb[k] = s;
     }
 }
 """
@@ -521,7 +603,7 @@ def _build() -> ctypes.CDLL:
                 os.replace(lib, path)  # atomic: concurrent processes see a whole file or none
         lib = ctypes.CDLL(str(path))
         i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-        lib.sparse_forward.argtypes = [i64] * 5 + [ptr] * 5 + [c_int]
+        lib.sparse_forward.argtypes = [i64] * 5 + [ptr] * 5 + [c_int, ptr]
         lib.sparse_weight_grad.argtypes = [i64] * 5 + [ptr] * 4 + [c_int, ptr, ptr]
         lib.normal_fill.argtypes = [i64, i64, ptr, ptr, ctypes.c_uint64, ptr, i64, c_int]
         lib.noise_add.argtypes = [i64, i64, ptr, ptr, ptr, ctypes.c_uint32, ptr, ctypes.c_uint64,
@@ -529,6 +611,8 @@ def _build() -> ctypes.CDLL:
         lib.philox4x32_10.argtypes = [ptr] * 3
         lib.box_muller_pairs.argtypes = [i64] + [ptr] * 5
         lib.hidden_backward.argtypes = [i64] * 3 + [ptr] * 3 + [c_int] + [ptr] * 3 + [c_int]
+        lib.last_layer_grad.argtypes = [i64] * 3 + [ptr] * 4 + [c_int]
+        lib.margin_forward.argtypes = [i64] * 3 + [ptr] * 4 + [c_int]
         lib.poisson_positions.argtypes = [
             i64,
             i64,
@@ -628,14 +712,18 @@ class SparseRows:
         W: torch.Tensor,
         b: torch.Tensor,
         out: torch.Tensor,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """out = x W + b for every model's sparse batch ([k, M, H])."""
+        """out = x W + b for every model's sparse batch ([k, M, H]); rows whose ``valid`` [k, M]
+        is 0 (padding: no gradient reads them) get b only."""
         cols, vals = rows
         k, M, J = cols.shape
         H = W.shape[2]
         assert W.is_contiguous() and b.is_contiguous() and out.is_contiguous() and _lib is not None
+        v = None if valid is None else valid.contiguous()
+        assert v is None or (v.dtype == torch.float32 and v.shape == (k, M))
         _lib.sparse_forward(k, M, J, self.D, H, _ptr(cols), _ptr(vals), _ptr(W), _ptr(b),
-                            _ptr(out), torch.get_num_threads())  # fmt: skip
+                            _ptr(out), torch.get_num_threads(), None if v is None else _ptr(v))  # fmt: skip
         return out
 
     def weight_grad_into(
@@ -750,6 +838,27 @@ def hidden_backward(
                          None if dz_sq is None else _ptr(dz_sq), None if h_sq is None else _ptr(h_sq),
                          torch.get_num_threads())  # fmt: skip
     return dz
+
+
+def margin_forward(h: torch.Tensor, wd: torch.Tensor, bd: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out[k, m] = bd[k] + wd[k] . h[k, m]`` ([k, M]), each row's dot product in a fixed order:
+    a row's margin does not depend on its batch's padded width (a batched GEMV's does)."""
+    assert available() and _lib is not None
+    k, M, H = h.shape
+    assert h.is_contiguous() and wd.is_contiguous() and bd.is_contiguous() and out.is_contiguous()
+    _lib.margin_forward(k, M, H, _ptr(h), _ptr(wd), _ptr(bd), _ptr(out), torch.get_num_threads())
+    return out
+
+
+def last_layer_grad(d: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor) -> None:
+    """``gw[k] = sum_m d[k, m] h[k, m, :]`` ([k, H]) and ``gb[k] = sum_m d[k, m]``, summed over the
+    batch in order, so that padding rows (d = 0) change nothing: a model's gradient is the same
+    whatever its set's batch width (the sharding invariance; torch's batched GEMV blocks by the
+    width and rounds differently)."""
+    assert available() and _lib is not None
+    k, M, H = h.shape
+    assert d.is_contiguous() and h.is_contiguous() and gw.is_contiguous() and gb.is_contiguous()
+    _lib.last_layer_grad(k, M, H, _ptr(d), _ptr(h), _ptr(gw), _ptr(gb), torch.get_num_threads())
 
 
 def poisson_positions(

@@ -220,6 +220,8 @@ class _Trainer:
         self.sparse: SparseRows | None = (
             sparse_rows(self.X, config.hidden[0]) if config.hidden else None
         )
+        # the last layer's gradient summed in batch order (split-invariant), compiled
+        self.native_last = native.available()
         # the last hidden layer's backward (and DP's norms of it) in one compiled pass
         self.fused_backward = (
             bool(config.hidden)
@@ -338,10 +340,11 @@ class _Trainer:
         out = ws.get("x", k * M, self.X.shape[1])
         return torch.index_select(self.X, 0, idx.reshape(-1), out=out).view(k, M, -1)
 
-    def _forward(self, xb, ch: _Chunk):
+    def _forward(self, xb, ch: _Chunk, valid: torch.Tensor | None = None):
         """Margin z1 - z0 [k, M] of the chunk's models, the layers' inputs, pre-activations and
         activations (in the chunk's buffers: valid until its next forward). ``xb``: the batch
-        rows [k, M, D], or their non-zeros (a tuple, the sparse path)."""
+        rows [k, M, D], or their non-zeros (a tuple, the sparse path). ``valid`` [k, M]: the
+        sparse kernel skips padding rows (their outputs are the bias; no gradient reads them)."""
         acts, pre, post = [], [], []
         h = xb
         k, M = xb[0].shape[:2] if isinstance(xb, tuple) else xb.shape[:2]
@@ -350,7 +353,7 @@ class _Trainer:
             out = ch.ws.get(f"z{i}", k, M, ch.W[i].shape[2])
             if isinstance(h, tuple):
                 assert self.sparse is not None
-                z = self.sparse.forward(h, ch.W[i], ch.b[i], out)
+                z = self.sparse.forward(h, ch.W[i], ch.b[i], out, valid)
             else:
                 z = linear(h, ch.W[i], ch.b[i], out)
             h = self.act.forward_(z)
@@ -358,6 +361,11 @@ class _Trainer:
             post.append(h)
         acts.append(h)
         w, b = ch.W[-1], ch.b[-1]
+        if self.native_last:  # each row's dot product in a fixed order: padding changes nothing
+            wd, bd = (w[:, :, 1] - w[:, :, 0]).contiguous(), (b[:, 1] - b[:, 0]).contiguous()
+            h = h.contiguous()
+            acts[-1] = h
+            return native.margin_forward(h, wd, bd, ch.ws.get("margin", k, M)), acts, pre, post
         wd = (w[:, :, 1] - w[:, :, 0]).unsqueeze(1)  # [k, 1, D]
         bd = (b[:, 1] - b[:, 0]).view(-1, 1, 1)
         # [1, D] x [D, M] per model: batched GEMVs are ~4x faster in this orientation on CPU
@@ -417,10 +425,15 @@ class _Trainer:
             else:
                 weight_grad_into(a, dz, gW)
                 torch.sum(dz, 1, out=gb)
-        v = torch.bmm(d.unsqueeze(1), acts[-1]).squeeze(1)  # [k, D] (fast orientation)
+        if self.native_last:  # in batch order: the same bits whatever the batch's padding
+            k, D = d.shape[0], acts[-1].shape[2]
+            v, s = ch.ws.get("last_w", k, D), ch.ws.get("last_b", k)
+            native.last_layer_grad(d.contiguous(), acts[-1].contiguous(), v, s)
+        else:
+            v = torch.bmm(d.unsqueeze(1), acts[-1]).squeeze(1)  # [k, D] (fast orientation)
+            s = d.sum(1)
         ch.gW[-1][:, :, 1] = v
         torch.neg(v, out=ch.gW[-1][:, :, 0])
-        s = d.sum(1)
         ch.gb[-1][:, 1] = s
         torch.neg(s, out=ch.gb[-1][:, 0])
 
@@ -495,7 +508,7 @@ class _Trainer:
                 for ch in self.chunk_views:
                     sl = ch.sl
                     idx, yb = idx_all[s, sl], y_all[s, sl]
-                    margin, acts, pre, post = self._forward(self._gather(idx, ch.ws), ch)
+                    margin, acts, pre, post = self._forward(self._gather(idx, ch.ws), ch, valid_all[s, sl])
                     d = self._margin_grad(margin, yb, w_all[s, sl])
                     if use_pen:
                         d = d + self._penalty_grad(margin, yb, valid_all[s, sl], idx, sl)
@@ -661,7 +674,7 @@ class _Trainer:
             C_max = torch.empty(self.K)
             for ch in self.chunk_views:
                 batch = BatchView(ch.sl, idx[ch.sl], validf[ch.sl])
-                margin, acts, pre, post = self._forward(self._gather(batch.idx, ch.ws), ch)
+                margin, acts, pre, post = self._forward(self._gather(batch.idx, ch.ws), ch, batch.valid)
                 d = self._margin_grad(margin, yb[ch.sl], batch.valid)
                 for t in terms:
                     d = t.margin_grad(d, margin, batch)
@@ -709,7 +722,7 @@ def clipped_gradient_sum(
     tr = _Trainer.__new__(_Trainer)
     tr.cfg, tr.K, tr.act = ens.config, ens.n_models, ACTIVATIONS[ens.config.activation]
     tr.sparse = None  # the dense path: this checks the clipping maths against Opacus
-    tr.fused_backward = False
+    tr.fused_backward = tr.native_last = False
     W, b = ens.weights, ens.biases  # read only
     gW, gb = [torch.zeros_like(w) for w in W], [torch.zeros_like(v) for v in b]
     ch = _Chunk(slice(None), W, b, gW, gb, Workspace())
