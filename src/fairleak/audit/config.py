@@ -195,6 +195,7 @@ class ModelSpec(Section):
 FAIR_WEIGHT = 0.5
 #: The default DP models' changes to the train section: DP-SGD's clipped, noisy gradients need a
 #: larger step than the non-private models' (at 1e-3 they stayed at the majority class on German).
+#: Models with public pretraining (``public_pretraining``) fine-tune at the train section's step.
 DP_TRAIN: dict[str, Any] = {"lr": 1e-2}
 
 
@@ -241,6 +242,13 @@ class AuditConfig(Section):
         400, ge=1,
         description="fairleak's recipes train more epochs when train.epochs would give fewer optimiser "
         "steps than this (small data: German Credit, COMPAS); null: always train.epochs",
+    )
+    public_pretraining: float | None = Field(
+        2500, gt=0,
+        description="fairleak's DP recipes whose training rows x target epsilon is below this start "
+        "from a model trained without privacy on the population rows (public, like the encoding) and "
+        "fine-tune it with DP-SGD at the train section's step size (small data: German Credit); "
+        "epsilon covers the training rows, not the population; null: never",
     )
     verdict: VerdictSection = Field(default_factory=VerdictSection)
     stages: dict[str, Any] = Field(default_factory=_stage_sections)

@@ -13,7 +13,8 @@ Two ways to know membership:
 fairleak's own models read a numeric encoding (:class:`~fairleak.data.TabularPreprocessor`) fitted
 on the **population** rows: they are the attacker's and the auditor's public data, so the
 encoding reveals nothing about the members (fitting it on the members would leak their
-category vocabulary and scaling statistics into every model).
+category vocabulary and scaling statistics into every model). For the same reason DP recipes on
+small data may pretrain on them without privacy (``public_pretraining``).
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def prepare_data(
         return encode(ds.features)
 
     inputs = Inputs(frame=ds.features, y=ds.y, sensitive=ds.sensitive, raw=ds.raw,
-                    make_matrix=make_matrix, encode=encode)  # fmt: skip
+                    make_matrix=make_matrix, encode=encode, public=population)  # fmt: skip
     h = hashlib.sha256()
     h.update(pd.util.hash_pandas_object(ds.features, index=False).to_numpy().tobytes())
     h.update(pd.util.hash_pandas_object(ds.sensitive, index=False).to_numpy().tobytes())

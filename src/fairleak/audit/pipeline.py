@@ -151,7 +151,29 @@ def build_targets(
                     f"{asked.epochs} would give fewer than {cfg.min_steps} optimiser steps on "
                     f"{len(data.members):,} training rows (min_steps)."
                 )
-            t = AuditTarget(spec.name, "fairleak", FairleakRecipe(train, spec.fairness, spec.dp))
+            pretrain = None
+            eps = None if spec.dp is None else spec.dp.target_epsilon
+            limit = cfg.public_pretraining
+            if eps is not None and limit is not None and len(data.members) * eps < limit:
+                # DP-SGD on few rows at a small epsilon learns little beyond the base rate
+                # (German, epsilon 1): start from a model trained on the public population
+                tuned = replace_params(asked, lr=cfg.train.lr)
+                pretrain = _small_data_schedule(
+                    tuned, len(data.population), cfg.min_batches_per_epoch, cfg.min_steps
+                )
+                train = replace_params(train, lr=cfg.train.lr)
+                step = f" at lr {train.lr:g} (the train section's) instead of {asked.lr:g}"
+                step = step if asked.lr != train.lr else ""
+                notes.append(
+                    f"'{spec.name}' starts from a model trained without privacy on the "
+                    f"{len(data.population):,} population rows (public pretraining: "
+                    f"{len(data.members):,} training rows x epsilon {eps:g} is below "
+                    f"public_pretraining = {limit:g}) and fine-tunes it with DP-SGD on its training "
+                    f"rows{step}. Epsilon covers the training rows; the population rows are public "
+                    "(the attacker's data) and not protected."
+                )
+            own = FairleakRecipe(train, spec.fairness, spec.dp, pretrain=pretrain)
+            t = AuditTarget(spec.name, "fairleak", own)
         elif spec.kind == "sklearn":
             est = estimator_from_spec(spec.estimator or "", spec.params, "none")
             if spec.preprocess == "auto" and accepts_sensitive(est):

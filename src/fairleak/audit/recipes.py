@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import clone
 
 from fairleak.attacks import ModelOutputs
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+#: the seed of public pretraining (one model per recipe, whatever the set's seeds)
+_PRETRAIN_SEED = 0x9E7
 
 
 @dataclass
@@ -53,7 +56,9 @@ class Inputs:
     """The audit's rows in the forms recipes take: ``frame`` (the feature columns, a
     DataFrame), ``raw`` (every column but the label, protected attributes unbinned: what a model
     fitted outside fairleak may read), ``matrix`` (float32, fairleak's numeric encoding; built on
-    first use; ``encode`` applies it to new rows), labels ``y`` (0/1) and the protected attributes ``sensitive`` (strings)."""
+    first use; ``encode`` applies it to new rows), labels ``y`` (0/1) and the protected attributes ``sensitive`` (strings);
+    ``public``: rows public to the auditor and the attacker (the audit's population), which
+    recipes with public pretraining train on without privacy."""
 
     frame: pd.DataFrame
     y: np.ndarray
@@ -62,6 +67,7 @@ class Inputs:
     make_matrix: Callable[[], np.ndarray] | None = None
     #: the same numeric encoding for new rows of ``frame``'s columns (synthetic rows)
     encode: Callable[[pd.DataFrame], np.ndarray] | None = None
+    public: np.ndarray | None = None
     _matrix: np.ndarray | None = field(default=None, repr=False)
 
     def table(self, kind: str, columns: tuple[str, ...] | None = None) -> Any:
@@ -215,6 +221,9 @@ class FairleakRecipe(Recipe):
     kind: str = "fairleak"
     #: per-model penalty weights (model k: ``fairness_weights[k]``) instead of ``fairness.weight``
     fairness_weights: tuple[float, ...] | None = None
+    #: public pretraining (DP recipes): the models start from one model of this recipe trained
+    #: with these settings, without privacy, on the public rows (``Inputs.public``)
+    pretrain: TrainConfig | None = None
 
     def key(self) -> dict[str, Any]:
         out = {
@@ -227,6 +236,8 @@ class FairleakRecipe(Recipe):
         }
         if self.fairness_weights is not None:
             out["fairness_weights"] = list(self.fairness_weights)
+        if self.pretrain is not None:
+            out["pretrain"] = self.pretrain.to_dict()
         return out
 
     def batch_key(self) -> str | None:
@@ -239,7 +250,8 @@ class FairleakRecipe(Recipe):
         w = 0.0 if self.fairness is None else self.fairness.weight
         base = {"kind": self.kind, "train": self.train.to_dict(),
                 "dp": None if self.dp is None else self.dp.to_dict(),
-                "input": self.input, "columns": self.columns}  # fmt: skip
+                "input": self.input, "columns": self.columns,
+                "pretrain": None if self.pretrain is None else self.pretrain.to_dict()}  # fmt: skip
         head = json.dumps(base, sort_keys=True, default=str)
         if w == 0 and self.dp is None:
             return head + "|unpenalised"
@@ -254,7 +266,8 @@ class FairleakRecipe(Recipe):
         weights = tuple(0.0 if r.fairness is None else float(r.fairness.weight) for r in recipes for _ in range(n_models))
         first = recipes[0]
         return FairleakRecipe(first.train, fair, first.dp, first.input, first.columns,
-                              fairness_weights=None if fair is None else weights)  # fmt: skip
+                              fairness_weights=None if fair is None else weights,
+                              pretrain=first.pretrain)  # fmt: skip
 
     @classmethod
     def fit_batch(cls, recipes, inputs, rows, masks, seeds, progress=None) -> list[Fitted]:
@@ -286,7 +299,8 @@ class FairleakRecipe(Recipe):
         if self.fairness is None:
             return super().with_penalty_weight(weight)
         fair = FairnessConfig(**{**self.fairness.model_dump(), "weight": weight})
-        return FairleakRecipe(self.train, fair, self.dp, self.input, self.columns, self.kind)
+        return FairleakRecipe(self.train, fair, self.dp, self.input, self.columns, self.kind,
+                              pretrain=self.pretrain)  # fmt: skip
 
     def fit(self, inputs, rows, masks, seeds, progress=None) -> Fitted:
         penalised, clip = group_columns(self.fairness, self.dp, list(inputs.sensitive.columns))
@@ -297,12 +311,53 @@ class FairleakRecipe(Recipe):
         # The audit measures mechanisms rather than releasing models: its DP models draw their
         # noise from the seeds (the same seed gives the same audit; recorded in their metadata).
         dp = self.dp if self.dp is None else self.dp.model_copy(update={"noise": "reproducible"})
+        init, public = self._pretrained(inputs, seeds)
         ens = train_ensemble(
             self.features(inputs)[rows], inputs.y[rows], masks, config=self.train, seeds=seeds,
             groups=groups, fairness=self.fairness, dp=dp, clip_groups=clip_groups,
-            fairness_weights=self.fairness_weights, progress=progress,
+            fairness_weights=self.fairness_weights, init=init, progress=progress,
         )  # fmt: skip
+        if public is not None and ens.privacy is not None:
+            ens.privacy = {
+                **ens.privacy, "public_pretraining": {"rows": public},
+                "does_not_cover": f"the initial weights, trained without privacy on {public:,} public "
+                f"rows (public pretraining); {ens.privacy.get('does_not_cover', '')}",
+            }  # fmt: skip
         return _EnsembleFitted(ens, self)
+
+    def _pretrained(self, inputs, seeds) -> tuple[Ensemble | None, int | None]:
+        """Public pretraining: one model of this recipe trained without privacy (same penalty; one
+        per penalty weight in a merged set) on the public rows, the start of all K models, like a
+        published checkpoint. Every set of the recipe starts there, as an attacker copying the
+        recipe would: shadow models, which fine-tune on public rows, included. One fixed seed:
+        every shard of a set computes the same model. Returns the K starts and how many rows the
+        pretraining saw."""
+        if self.pretrain is None:
+            return None, None
+        public = inputs.public
+        if public is None or len(public) == 0:
+            raise DataValidationError(
+                "This recipe pretrains on public rows, and these inputs have none (Inputs.public)."
+            )
+        penalised, _ = group_columns(self.fairness, None, list(inputs.sensitive.columns))
+        groups = np.stack([inputs.codes(c)[public] for c in penalised], 1) if penalised else None
+        weights = [0.0] * len(seeds) if self.fairness_weights is None else self.fairness_weights
+        distinct, which = np.unique(np.asarray(weights, dtype=float), return_inverse=True)
+        starts = [
+            train_ensemble(
+                self.features(inputs)[public], inputs.y[public], np.ones((1, len(public)), bool),
+                config=self.pretrain, seeds=[_PRETRAIN_SEED], groups=groups, fairness=self.fairness,
+                fairness_weights=None if self.fairness_weights is None else [w],
+            )
+            for w in distinct
+        ]  # fmt: skip
+        layers = range(len(starts[0].weights))
+        init = Ensemble(
+            [torch.cat([starts[i].weights[j] for i in which]) for j in layers],
+            [torch.cat([starts[i].biases[j] for i in which]) for j in layers],
+            self.pretrain,
+        )
+        return init, len(public)
 
 
 def positive_column(model: Any, positive: Any = 1) -> int:

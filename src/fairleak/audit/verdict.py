@@ -202,7 +202,11 @@ def _privacy(m: Mapping[str, Any]) -> list[dict[str, str]]:
     eps = m.get("epsilon")
     if eps is None:
         return [_s("info", "privacy", "Not trained with differential privacy.")]
-    return [_s("info", "privacy", f"Trained with DP-SGD: (epsilon, delta) = ({eps:.2f}, {m.get('delta'):g}).")]
+    text = f"Trained with DP-SGD: (epsilon, delta) = ({eps:.2f}, {m.get('delta'):g})"
+    public = ((m.get("privacy") or {}).get("public_pretraining") or {}).get("rows")
+    if public:  # epsilon covers the fine-tuning, not the start
+        text += f", fine-tuned from a model trained without privacy on {public:,} public rows"
+    return [_s("info", "privacy", text + ".")]
 
 
 def _fd_mia(results: Mapping[str, Any], th: VerdictSection) -> list[dict[str, str]]:

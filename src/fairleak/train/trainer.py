@@ -110,6 +110,7 @@ def train_ensemble(
     dp: DPConfig | None = None,
     clip_groups: np.ndarray | None = None,
     canaries: np.ndarray | None = None,
+    init: Ensemble | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Ensemble:
     """Train K models at once; model k trains on the rows where ``masks[k]`` is true.
@@ -135,6 +136,8 @@ def train_ensemble(
             ``canary_scores`` [K, m] are each canary's noisy gradient summed over the steps, in
             units of ``max_grad_norm``: about N(times sampled, sigma^2 T) when in, N(0, sigma^2 T)
             when out (see ``fairleak.attacks.dp_audit`` for the epsilon lower bound).
+        init: K models of ``config``'s architecture on these features to start from instead of
+            random weights (e.g. pretrained on public rows); model k starts from ``init[k]``.
         progress: called as ``progress(done_steps, total_steps)``.
     """
     config = config or TrainConfig()
@@ -176,13 +179,23 @@ def train_ensemble(
                 f"The 'canaries' parameter audits DP-SGD: it needs dp= and a bool [n_models={K}, m] "
                 f"array; got {'no dp' if dp is None else f'shape {canaries.shape}'}."
             )
-    trainer = _Trainer(X, y, masks, seeds, config, groups, fairness, lam, dp, clip_groups)
+    if init is not None:
+        dims = [X.shape[1], *config.hidden, 2]
+        want = [(K, dims[i], dims[i + 1]) for i in range(len(dims) - 1)]
+        shapes = [tuple(w.shape) for w in init.weights]
+        if shapes != want:
+            raise ParameterError(
+                f"The 'init' parameter must hold {K} models with layers {want}; got {shapes}."
+            )
+    trainer = _Trainer(X, y, masks, seeds, config, groups, fairness, lam, dp, clip_groups, init)
     trainer.canaries = canaries
     return trainer.run(progress)
 
 
 class _Trainer:
-    def __init__(self, X, y, masks, seeds, config, groups, fairness, lam, dp, clip_groups=None):
+    def __init__(
+        self, X, y, masks, seeds, config, groups, fairness, lam, dp, clip_groups=None, init=None
+    ):
         self.X = torch.from_numpy(X)
         self.y_np = y
         self.y_t = torch.from_numpy(y)
@@ -228,10 +241,10 @@ class _Trainer:
             and config.activation in native.HIDDEN_BACKWARD_ACTS
             and native.available()
         )
-        self._init_params()
+        self._init_params(init)
 
     # ------------------------------------------------------------------ parameters
-    def _init_params(self) -> None:
+    def _init_params(self, init: Ensemble | None = None) -> None:
         dims = [self.X.shape[1], *self.cfg.hidden, 2]
         self.W, self.b = [], []
         for i in range(len(dims) - 1):
@@ -243,6 +256,9 @@ class _Trainer:
                 bound = 1.0 / math.sqrt(dims[i])  # the distribution of nn.Linear's default init
                 self.W[i][k].uniform_(-bound, bound, generator=gen)
                 self.b[i][k].uniform_(-bound, bound, generator=gen)
+        if init is not None:  # start from the given models (pretrained, say)
+            for p, q in zip([*self.W, *self.b], [*init.weights, *init.biases], strict=True):
+                p.copy_(q)
         self.params = [*self.W, *self.b]
         self.grads = [torch.zeros_like(p) for p in self.params]
         # Models go through forward and backward in even chunks of about 4 MiB of batch inputs

@@ -148,10 +148,14 @@ def register_canary_scorer(kind: str, scorer: CanaryScorer) -> CanaryScorer:
 def flipped_view(inputs: Inputs, rows: np.ndarray) -> Inputs:
     """The same inputs with the labels of ``rows`` flipped (the canaries), sharing the encoding.
     A view rather than a change to the bank or the recipes: every recipe trains on ``inputs.y``,
-    and the canary rows are population rows no other model set trains on."""
+    and the canary rows are population rows no other model set trains on. They are no longer
+    public rows: a recipe with public pretraining must not see a canary whether it is in or out."""
     y = inputs.y.copy()
     y[rows] = 1 - y[rows]
-    return dataclasses.replace(inputs, y=y, make_matrix=lambda: inputs.matrix, _matrix=None)
+    public = None if inputs.public is None else np.setdiff1d(inputs.public, rows)
+    return dataclasses.replace(
+        inputs, y=y, make_matrix=lambda: inputs.matrix, _matrix=None, public=public
+    )
 
 
 def _view_bank(ctx: AuditContext, flipped: np.ndarray) -> ModelBank:
