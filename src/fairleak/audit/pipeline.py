@@ -127,6 +127,10 @@ def _small_data_schedule(
     return train
 
 
+#: public pretraining needs a population of at least this many rows (else a note, no pretraining)
+_MIN_PUBLIC_ROWS = 100
+
+
 def build_targets(
     cfg: AuditConfig, data: AuditData, fitted: Mapping[str, Any] | None = None
 ) -> dict[str, AuditTarget]:
@@ -154,7 +158,16 @@ def build_targets(
             pretrain = None
             eps = None if spec.dp is None else spec.dp.target_epsilon
             limit = cfg.public_pretraining
-            if eps is not None and limit is not None and len(data.members) * eps < limit:
+            small = eps is not None and limit is not None and len(data.members) * eps < limit
+            if small and len(data.population) < _MIN_PUBLIC_ROWS:
+                notes.append(
+                    f"'{spec.name}': {len(data.members):,} training rows x epsilon {eps:g} is below "
+                    f"public_pretraining = {limit:g}, but the population has only "
+                    f"{len(data.population):,} rows (fewer than {_MIN_PUBLIC_ROWS}): no public "
+                    "pretraining; expect a model near the majority rate."
+                )
+                small = False
+            if small:
                 # DP-SGD on few rows at a small epsilon learns little beyond the base rate
                 # (German, epsilon 1): start from a model trained on the public population
                 tuned = replace_params(asked, lr=cfg.train.lr)

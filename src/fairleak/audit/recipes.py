@@ -11,6 +11,7 @@ outputs are :class:`~fairleak.attacks.ModelOutputs`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -69,6 +70,8 @@ class Inputs:
     encode: Callable[[pd.DataFrame], np.ndarray] | None = None
     public: np.ndarray | None = None
     _matrix: np.ndarray | None = field(default=None, repr=False)
+    #: public-pretraining starts already trained on these inputs (see FairleakRecipe._pretrained)
+    _pretrained: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def table(self, kind: str, columns: tuple[str, ...] | None = None) -> Any:
         """The input of a model that reads ``kind`` (``frame``, ``raw`` or ``matrix``)."""
@@ -343,14 +346,22 @@ class FairleakRecipe(Recipe):
         groups = np.stack([inputs.codes(c)[public] for c in penalised], 1) if penalised else None
         weights = [0.0] * len(seeds) if self.fairness_weights is None else self.fairness_weights
         distinct, which = np.unique(np.asarray(weights, dtype=float), return_inverse=True)
-        starts = [
-            train_ensemble(
-                self.features(inputs)[public], inputs.y[public], np.ones((1, len(public)), bool),
-                config=self.pretrain, seeds=[_PRETRAIN_SEED], groups=groups, fairness=self.fairness,
-                fairness_weights=None if self.fairness_weights is None else [w],
-            )
-            for w in distinct
-        ]  # fmt: skip
+        def start(w: float) -> Ensemble:
+            # one per audit: every model set of the recipe (reference, shadow, PA-ALOOA games)
+            # starts from the same public model, trained once on these inputs
+            rows = hashlib.sha256(public.astype(np.int64).tobytes() + inputs.y[public].tobytes())
+            key = json.dumps([self.pretrain.to_dict(), self.input, self.columns, float(w),
+                              None if self.fairness is None else self.fairness.model_dump(),
+                              rows.hexdigest()], sort_keys=True, default=str)  # fmt: skip
+            if key not in inputs._pretrained:
+                inputs._pretrained[key] = train_ensemble(
+                    self.features(inputs)[public], inputs.y[public], np.ones((1, len(public)), bool),
+                    config=self.pretrain, seeds=[_PRETRAIN_SEED], groups=groups, fairness=self.fairness,
+                    fairness_weights=None if self.fairness_weights is None else [w],
+                )  # fmt: skip
+            return inputs._pretrained[key]
+
+        starts = [start(w) for w in distinct]
         layers = range(len(starts[0].weights))
         init = Ensemble(
             [torch.cat([starts[i].weights[j] for i in which]) for j in layers],

@@ -1,5 +1,9 @@
-"""Optional compiled kernels: the first layer of K models on sparse inputs (one-hot tabular
-data), and DP-SGD's Gaussian noise.
+"""Optional compiled kernels of the ensemble trainer: the first layer of K models on sparse
+inputs (one-hot tabular data); DP-SGD's randomness (Gaussian noise added inside the update,
+Poisson sampling); the last hidden layer's backward with DP's per-row norms; and the small
+per-row and per-element steps whose torch versions round differently by a row's position in a
+batch or a set (the margin, the sigmoid, the last layer's gradient, the optimiser: written here
+so that a model is the same bits in any split of its set, see the sharding notes in README).
 
 Why by hand: one-hot encoded tables are mostly zeros (Adult: 10 non-zeros in 80 columns per
 row), yet the ensemble trainer's two largest GEMMs - the first layer's forward and its weight
@@ -64,12 +68,14 @@ import torch
 
 __all__ = [
     "HIDDEN_BACKWARD_ACTS",
+    "Optimizer",
     "SparseRows",
     "available",
     "box_muller",
     "hidden_backward",
     "last_layer_grad",
     "margin_forward",
+    "margin_grad",
     "noise_add",
     "normal_fill",
     "philox4x32_10",
@@ -536,6 +542,83 @@ void margin_forward(int64_t K, int64_t M, int64_t H, const float *h, const float
     }
 }
 
+/* One optimiser step of K models, element by element (the same bits for a model wherever it
+   sits in a set: torch's fused kernels round an element differently in their vector body and
+   their tail). Tensor i holds the K models' parameters, model k's part at P[i] + k stride[i]
+   (numel[i] floats), with gradients G, first moments / momentum buffers Mm and second moments V
+   alike. Models with active[k] == 0 are left alone. g' = g + wd p, then
+   kind 0, Adam (torch.optim.Adam): m += (1 - b1)(g' - m); v = b2 v + (1 - b2) g'^2;
+       p -= (lr / bc1[k]) m / (sqrt(v) / bc2s[k] + eps)  (bc1 = 1 - b1^t, bc2s = sqrt(1 - b2^t));
+   kind 1, SGD: p -= lr g'; kind 2, SGD with momentum: m = first[k] ? g' : momentum m + g';
+       p -= lr m. */
+void optim_step(int64_t K, int64_t n, const uint64_t *P, const uint64_t *G, const uint64_t *Mm,
+                const uint64_t *V, const int64_t *stride, const int64_t *numel,
+                const float *active, const float *bc1, const float *bc2s, const int32_t *first,
+                int kind, float lr, float b1, float b2, float eps, float wd, float momentum,
+                int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+    for (int64_t k = 0; k < K; k++) {
+        for (int64_t i = 0; i < n; i++) {
+            if (active[k] == 0.0f) continue;
+            const int64_t off = k * stride[i], len = numel[i];
+            float *p = (float *)(uintptr_t)P[i] + off;
+            const float *g = (const float *)(uintptr_t)G[i] + off;
+            float *m = (float *)(uintptr_t)Mm[i] + off;
+            if (kind == 0) {
+                float *v = (float *)(uintptr_t)V[i] + off;
+                const float step = lr / bc1[k], c2 = bc2s[k], a1 = 1.0f - b1, a2 = 1.0f - b2;
+                #pragma omp simd
+                for (int64_t j = 0; j < len; j++) {
+                    const float gj = g[j] + wd * p[j];
+                    m[j] = m[j] + a1 * (gj - m[j]);
+                    v[j] = v[j] * b2 + a2 * (gj * gj);
+                    p[j] = p[j] - step * (m[j] / (sqrtf(v[j]) / c2 + eps));
+                }
+            } else if (kind == 1) {
+                #pragma omp simd
+                for (int64_t j = 0; j < len; j++) p[j] = p[j] - lr * (g[j] + wd * p[j]);
+            } else {
+                const int f = first[k];
+                #pragma omp simd
+                for (int64_t j = 0; j < len; j++) {
+                    const float gj = g[j] + wd * p[j];
+                    m[j] = f ? gj : momentum * m[j] + gj;
+                    p[j] = p[j] - lr * m[j];
+                }
+            }
+        }
+    }
+}
+
+/* exp(x) for the sigmoid below, in the same bits at every position: x = n ln 2 + r (Cody-Waite,
+   |r| <= ln 2 / 2), e^r by its Taylor polynomial to r^7 (relative error < 2e-8 before rounding),
+   times 2^n by the exponent bits; x clamped to [-87, 88] (no overflow; the sigmoid saturates) */
+static inline float fl_exp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float t = x * 1.44269504088896341f;
+    const float n = (float)(int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));
+    const float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
+    float p = 1.0f / 5040;
+    p = 1.0f / 720 + r * p; p = 1.0f / 120 + r * p; p = 1.0f / 24 + r * p; p = 1.0f / 6 + r * p;
+    p = 0.5f + r * p; p = 1.0f + r * p; p = 1.0f + r * p;
+    const int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+/* The cross-entropy's gradient w.r.t. each margin, d = (sigmoid(margin) - y) w, elementwise
+   with fl_exp: the same bits at any position of a batch (torch's vectorised sigmoid and its
+   scalar tail round differently, and where the tail falls depends on the batch's width) */
+void margin_grad(int64_t n, const float *margin, const int64_t *y, const float *w, float *out,
+                 int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float p = 1.0f / (1.0f + fl_exp(-margin[i]));
+        out[i] = (p - (float)y[i]) * w[i];
+    }
+}
+
 /* The last layer's margin-weight and bias gradients: gw[k, :] = sum_m d[k, m] h[k, m, :] and
    gb[k] = sum_m d[k, m], summed over m in order: padding rows (d = 0) at the end of a batch add
    exact zeros, so a model's sums do not depend on how wide its set's batches were padded (a
@@ -613,6 +696,9 @@ def _build() -> ctypes.CDLL:
         lib.hidden_backward.argtypes = [i64] * 3 + [ptr] * 3 + [c_int] + [ptr] * 3 + [c_int]
         lib.last_layer_grad.argtypes = [i64] * 3 + [ptr] * 4 + [c_int]
         lib.margin_forward.argtypes = [i64] * 3 + [ptr] * 4 + [c_int]
+        lib.margin_grad.argtypes = [i64] + [ptr] * 4 + [c_int]
+        f32 = ctypes.c_float
+        lib.optim_step.argtypes = [i64, i64, *[ptr] * 10, c_int, *[f32] * 6, c_int]
         lib.poisson_positions.argtypes = [
             i64,
             i64,
@@ -680,6 +766,16 @@ def status() -> str:
     return f"dense eager kernels and torch's noise generators ({_reason})"
 
 
+#: below this much work (elements touched) a kernel runs on one thread: an OpenMP region's
+#: start and barrier cost more than they save, and beside other busy processes (pytest-xdist
+#: workers, a second job) every region waits for a descheduled thread
+_SERIAL_WORK = 1 << 15
+
+
+def _threads(work: int) -> int:
+    return torch.get_num_threads() if work >= _SERIAL_WORK else 1
+
+
 def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
@@ -723,7 +819,7 @@ class SparseRows:
         v = None if valid is None else valid.contiguous()
         assert v is None or (v.dtype == torch.float32 and v.shape == (k, M))
         _lib.sparse_forward(k, M, J, self.D, H, _ptr(cols), _ptr(vals), _ptr(W), _ptr(b),
-                            _ptr(out), torch.get_num_threads(), None if v is None else _ptr(v))  # fmt: skip
+                            _ptr(out), _threads(k * M * J * H), None if v is None else _ptr(v))  # fmt: skip
         return out
 
     def weight_grad_into(
@@ -745,7 +841,7 @@ class SparseRows:
         sc = None if scale is None else scale.contiguous()
         assert bias_out is None or bias_out.is_contiguous()
         _lib.sparse_weight_grad(k, M, J, self.D, out.shape[2], _ptr(cols), _ptr(vals), _ptr(dz),
-                                _ptr(out), torch.get_num_threads(),
+                                _ptr(out), _threads(k * M * J * out.shape[2]),
                                 None if sc is None else _ptr(sc),
                                 None if bias_out is None else _ptr(bias_out))  # fmt: skip
 
@@ -791,7 +887,7 @@ def normal_fill(
     ks = np.ascontiguousarray(keys, dtype=np.uint64)
     seg = np.ascontiguousarray(segments, dtype=np.int64).reshape(-1)
     _lib.normal_fill(K, len(segments), seg.ctypes.data, ks.ctypes.data, int(step), _ptr(out),
-                     out.stride(0), torch.get_num_threads())  # fmt: skip
+                     out.stride(0), _threads(out.numel()))  # fmt: skip
 
 
 def noise_add(
@@ -813,7 +909,7 @@ def noise_add(
     assert sc.numel() == K and dv.numel() == K
     _lib.noise_add(K, len(grads), ptrs.ctypes.data, strides.ctypes.data, lens.ctypes.data,
                    int(segment), ks.ctypes.data, int(step), _ptr(sc), _ptr(dv),
-                   torch.get_num_threads())  # fmt: skip
+                   _threads(K * int(lens.sum())))  # fmt: skip
 
 
 #: activations whose derivative is a function of their output, by the kernel's code
@@ -836,8 +932,57 @@ def hidden_backward(
     assert h_sq is None or h_sq.is_contiguous()
     _lib.hidden_backward(k, M, H, _ptr(d), _ptr(wd), _ptr(h), HIDDEN_BACKWARD_ACTS[act], _ptr(dz),
                          None if dz_sq is None else _ptr(dz_sq), None if h_sq is None else _ptr(h_sq),
-                         torch.get_num_threads())  # fmt: skip
+                         _threads(k * M * H))  # fmt: skip
     return dz
+
+
+class Optimizer:
+    """K models' Adam or SGD (with momentum) steps in one compiled elementwise pass over their
+    stacked parameters (``params``, ``grads``, ``m``, ``v``: lists of [K, ...] tensors, fixed for
+    the optimiser's life), per-model step counts and an ``active`` mask: torch.optim.Adam / SGD
+    semantics, and the same bits for a model wherever it sits in a set."""
+
+    def __init__(self, params, grads, m, v, *, kind: str, lr: float, weight_decay: float,
+                 momentum: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:  # fmt: skip
+        assert available() and _lib is not None
+        self.K = params[0].shape[0]
+        for group in (params, grads, m, v):
+            assert all(t.dtype == torch.float32 and t.shape[0] == self.K and t[0].is_contiguous() for t in group)
+        self._keep = [params, grads, m, v]
+        self.ptrs = [np.array([t.data_ptr() for t in group], dtype=np.uint64) for group in (params, grads, m, v)]
+        self.stride = np.array([t.stride(0) for t in params], dtype=np.int64)
+        self.numel = np.array([t[0].numel() for t in params], dtype=np.int64)
+        self.kind = 0 if kind == "adam" else (2 if momentum else 1)
+        self.lr, self.wd, self.momentum = float(lr), float(weight_decay), float(momentum)
+        self.b1, self.b2 = (float(b) for b in betas)
+        self.eps = float(eps)
+        self.t = np.zeros(self.K, dtype=np.int64)
+
+    def step(self, active: np.ndarray) -> None:
+        """One step of the models where ``active`` (bool or 0/1 [K]) is set."""
+        act = np.ascontiguousarray(active, dtype=np.float32).reshape(self.K)  # C reads it flat
+        self.t += act > 0
+        t = np.maximum(self.t, 1).astype(np.float64)
+        bc1 = (1.0 - self.b1**t).astype(np.float32)
+        bc2s = np.sqrt(1.0 - self.b2**t).astype(np.float32)
+        first = (self.t == 1).astype(np.int32)
+        P, G, M, V = self.ptrs
+        _lib.optim_step(self.K, len(self.numel), P.ctypes.data, G.ctypes.data, M.ctypes.data,
+                        V.ctypes.data, self.stride.ctypes.data, self.numel.ctypes.data,
+                        act.ctypes.data, bc1.ctypes.data, bc2s.ctypes.data, first.ctypes.data,
+                        self.kind, self.lr, self.b1, self.b2, self.eps, self.wd, self.momentum,
+                        _threads(self.K * int(self.numel.sum())))  # fmt: skip
+
+
+def margin_grad(margin: torch.Tensor, y: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``(sigmoid(margin) - y) * w`` elementwise ([k, M]; y int64), the same bits at any
+    position (a polynomial exp; torch's vectorised sigmoid rounds its tail differently)."""
+    assert available() and _lib is not None
+    m, yy, ww = margin.contiguous(), y.contiguous(), w.contiguous()
+    assert yy.dtype == torch.int64 and ww.dtype == torch.float32 and out.is_contiguous()
+    _lib.margin_grad(m.numel(), _ptr(m), _ptr(yy), _ptr(ww), _ptr(out), _threads(m.numel() * 8))
+    return out
 
 
 def margin_forward(h: torch.Tensor, wd: torch.Tensor, bd: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -846,7 +991,7 @@ def margin_forward(h: torch.Tensor, wd: torch.Tensor, bd: torch.Tensor, out: tor
     assert available() and _lib is not None
     k, M, H = h.shape
     assert h.is_contiguous() and wd.is_contiguous() and bd.is_contiguous() and out.is_contiguous()
-    _lib.margin_forward(k, M, H, _ptr(h), _ptr(wd), _ptr(bd), _ptr(out), torch.get_num_threads())
+    _lib.margin_forward(k, M, H, _ptr(h), _ptr(wd), _ptr(bd), _ptr(out), _threads(k * M * H))
     return out
 
 
@@ -858,7 +1003,7 @@ def last_layer_grad(d: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torc
     assert available() and _lib is not None
     k, M, H = h.shape
     assert d.is_contiguous() and h.is_contiguous() and gw.is_contiguous() and gb.is_contiguous()
-    _lib.last_layer_grad(k, M, H, _ptr(d), _ptr(h), _ptr(gw), _ptr(gb), torch.get_num_threads())
+    _lib.last_layer_grad(k, M, H, _ptr(d), _ptr(h), _ptr(gw), _ptr(gb), _threads(k * M * H))
 
 
 def poisson_positions(
@@ -882,7 +1027,7 @@ def poisson_positions(
         counts = np.empty((K, T), dtype=np.int64)
         _lib.poisson_positions(K, T, ks.ctypes.data, n.ctypes.data, tl.ctypes.data, qq.ctypes.data,
                                int(start), cap, pos.ctypes.data, npos.ctypes.data,
-                               counts.ctypes.data, torch.get_num_threads())  # fmt: skip
+                               counts.ctypes.data, _threads(int((qq * n * tl).sum()) * 16))  # fmt: skip
         if (npos >= 0).all():
             return pos, npos, counts
         cap = max(2 * cap, int((n * tl).max()))  # the same draws again, with room
@@ -903,7 +1048,7 @@ def poisson_scatter(
     _lib.poisson_scatter(pos.shape[0], pos.ctypes.data, arrs[0].ctypes.data, pos.shape[1],
                          arrs[1].ctypes.data, ptrs.ctypes.data, arrs[2].ctypes.data,
                          arrs[3].ctypes.data, idx.ctypes.data, valid.ctypes.data,
-                         torch.get_num_threads())  # fmt: skip
+                         _threads(int(npos.sum())))  # fmt: skip
 
 
 def sparse_rows(X: torch.Tensor, hidden: int, *, max_density: float = 0.25) -> SparseRows | None:

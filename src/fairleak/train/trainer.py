@@ -285,17 +285,24 @@ class _Trainer:
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = torch.zeros(self.K)
-        # When every model takes a step at every step (equal row counts, so equal batch
-        # schedules), torch's own multi-tensor optimiser on the stacked tensors is exactly K
-        # independent optimisers (its maths is elementwise) and avoids per-model masking (the
-        # masked path measured ~10% slower for 64 Adam models). Sharding caveat: the fused kernel
-        # and the masked path round differently (1 ulp), so a model whose set mixes schedule
-        # lengths can differ by float32 rounding from the same model trained in a set that does
-        # not; sets whose models have equal schedules (the audit's designs: equal-size subsets)
-        # and DP sets give bit-identical models for any split (tests/audit/test_backends.py).
+        # Where the compiled kernels build, one elementwise pass does every model's update, with
+        # per-model step counts (any mix of schedules) and the same bits for a model in any set.
+        # Else (the fall-back): when every model takes a step at every step (equal schedules),
+        # torch's own multi-tensor optimiser on the stacked tensors is exactly K independent
+        # optimisers (its maths is elementwise) and avoids per-model masking (the masked path
+        # measured ~10% slower for 64 Adam models); but its fused kernel rounds an element by
+        # its position (vector body or tail), so there a model can differ by float32 rounding
+        # between splits of its set.
         self.torch_opt: torch.optim.Optimizer | None = None
+        self.native_opt: native.Optimizer | None = None
         spe = self.sampler.steps_per_epoch
-        if (spe == spe[0]).all():
+        if native.available():
+            cfg = self.cfg
+            self.native_opt = native.Optimizer(
+                self.params, self.grads, self.m, self.v, kind=cfg.optimizer, lr=cfg.lr,
+                weight_decay=cfg.weight_decay, momentum=cfg.momentum,
+            )  # fmt: skip
+        elif (spe == spe[0]).all():
             cfg = self.cfg
             if cfg.optimizer == "adam":
                 self.torch_opt = torch.optim.Adam(
@@ -312,6 +319,10 @@ class _Trainer:
 
     def _step(self, grads: list[torch.Tensor], active: torch.Tensor) -> None:
         """Optimiser update of every active model (torch.optim.Adam / SGD semantics)."""
+        if self.native_opt is not None:
+            assert all(g is h for g, h in zip(grads, self.grads, strict=True))
+            self.native_opt.step(active.numpy())
+            return
         if self.torch_opt is not None:
             for p, g in zip(self.params, grads, strict=True):
                 p.grad = g
@@ -473,9 +484,11 @@ class _Trainer:
         g_sq = [sq_norm(g) if v is None else v for g, v in zip(dzs, g_sq, strict=True)]
         return ghost_sq_norms(a_sq, [*g_sq, 2.0 * d * d])
 
-    @staticmethod
-    def _margin_grad(margin, yb, validf) -> torch.Tensor:
-        """Per-sample gradient of the cross-entropy w.r.t. the margin: sigmoid(m) - y."""
+    def _margin_grad(self, margin, yb, validf) -> torch.Tensor:
+        """Per-sample gradient of the cross-entropy w.r.t. the margin: sigmoid(m) - y (times the
+        sample's weight ``validf``)."""
+        if self.native_last:  # the same bits at any position of the batch
+            return native.margin_grad(margin, yb, validf, torch.empty_like(validf))
         return torch.sigmoid(margin).sub_(yb).mul_(validf)
 
     # ------------------------------------------------------------------ training loops
