@@ -24,6 +24,8 @@ import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
+from fairleak.train import native
+
 __all__ = [
     "ModelNoise",
     "calibrate_joint",
@@ -237,15 +239,12 @@ class ModelNoise:
         """``widths``: the row's segments (DP-SGD-S with one group draws exactly DP-SGD's
         gradient noise). ``compiled``: use the counter-based generator (default: where it
         builds)."""
-        from fairleak.train import native
-
         self.buf = torch.empty(n_models, int(sum(widths)))
         ends = np.cumsum([0, *widths])
         self.segments = [(int(a), int(b)) for a, b in itertools.pairwise(ends)]
         self.compiled = native.available() if compiled is None else compiled
         self.step = -1  # the step being drawn (fill() moves to the next)
         if self.compiled:
-            self._native = native
             self.keys = np.array(
                 [np.random.SeedSequence(int(s)).generate_state(1, np.uint64)[0] for s in seeds],
                 dtype=np.uint64,
@@ -277,7 +276,7 @@ class ModelNoise:
             self.step += 1
             segs = [(a, b - a, i) for i, (a, b) in enumerate(self.segments) if i > 0 and b > a]
             if segs:
-                self._native.normal_fill(self.keys, self.step, self.buf, segs)
+                native.normal_fill(self.keys, self.step, self.buf, segs)
             return
         if not self.threaded:
             self._fill_block(np.arange(len(self.gens)))
@@ -293,7 +292,7 @@ class ModelNoise:
         """The first segment of this step's rows, [K, width] (drawn now on the compiled path)."""
         a, b = self.segments[0]
         if self.compiled:
-            self._native.normal_fill(self.keys, self.step, self.buf, [(a, b - a, 0)])
+            native.normal_fill(self.keys, self.step, self.buf, [(a, b - a, 0)])
         return self.buf[:, a:b]
 
     def add_first(
@@ -303,7 +302,7 @@ class ModelNoise:
         laid over the model's part of ``grads`` (each [K, ...], end to end; their sizes sum to
         the segment's width). The compiled path draws z inside the update, never storing it."""
         if self.compiled:
-            self._native.noise_add(self.keys, self.step, 0, list(grads), scale, divisor)
+            native.noise_add(self.keys, self.step, 0, list(grads), scale, divisor)
             return
         z = self.buf[:, self.segments[0][0] :]
         for g in grads:
